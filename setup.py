@@ -1,0 +1,49 @@
+"""pip install for the ROS-free core, the shipped models and the command-line tools.
+
+Inside a ROS 2 workspace the package is built by colcon through CMakeLists.txt instead; both
+read the same source tree.
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="grasp_ros",
+    version="0.1.0",
+    description="GRASP world-model planning (Psenka et al., 2026) as a ROS 2 package",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["grasp_ros", "grasp_ros.*"]),
+    package_data={"grasp_ros.models": ["checkpoints/*.pt", "checkpoints/*.md"]},
+    data_files=[
+        ("share/grasp_ros/msg", sorted(str(p) for p in (HERE / "msg").glob("*.msg"))),
+        ("share/grasp_ros/config", sorted(str(p) for p in (HERE / "config").glob("*.yaml"))),
+    ],
+    install_requires=[
+        # Any torch >= 2.2 works; the Makefile installs the CPU build first so pip keeps it.
+        "torch>=2.2",
+        "numpy>=1.23",
+        "opencv-python-headless>=4.6",
+        "rosbags>=0.10",
+        "pymunk>=6.4",
+        "matplotlib>=3.5",
+        "imageio>=2.20",
+        "tqdm>=4.60",
+        "pyyaml>=5.4",
+    ],
+    extras_require={"test": ["pytest>=7", "ruff>=0.4"]},
+    entry_points={
+        "console_scripts": [
+            "grasp-ros-demo = grasp_ros.tools.demo:main",
+            "grasp-ros-train = grasp_ros.tools.train:main",
+            "grasp-ros-replay = grasp_ros.tools.replay:main",
+            "grasp-ros-record-sim = grasp_ros.tools.record_sim:main",
+            "grasp-ros-bench = grasp_ros.tools.bench:main",
+        ]
+    },
+)

@@ -1,0 +1,28 @@
+"""Reference worlds: environments that grasp_ros plans in, trains on and benchmarks with.
+
+All share one API (:class:`~grasp_ros.envs.base.PointEnv`): ``reset(seed=None, state=None)``,
+``step(action)``, ``render()`` returning RGB ``uint8 [H, W, 3]``, the ground-truth ``state``,
+``sample_task(horizon, seed)`` returning a :class:`Task`, ``success(state, goal_state)``,
+``action_dim``, ``action_low`` and ``action_high``.
+"""
+
+from __future__ import annotations
+
+from grasp_ros.envs.base import PointEnv, Task
+from grasp_ros.envs.maze import MazeEnv
+from grasp_ros.envs.rollouts import random_rollouts
+from grasp_ros.envs.wall import WallEnv
+
+ENVS: dict[str, type[PointEnv]] = {"wall": WallEnv, "maze": MazeEnv}
+
+
+def make_env(name: str, **kwargs: object) -> PointEnv:
+    """Build a reference world by name (``'wall'`` or ``'maze'``); kwargs go to its class."""
+    try:
+        cls = ENVS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown environment {name!r}; choose one of {sorted(ENVS)}") from None
+    return cls(**kwargs)  # type: ignore[arg-type]
+
+
+__all__ = ["ENVS", "MazeEnv", "PointEnv", "Task", "WallEnv", "make_env", "random_rollouts"]

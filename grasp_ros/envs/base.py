@@ -1,0 +1,217 @@
+"""The environment API shared by grasp_ros's reference worlds.
+
+Every reference world is a point agent among axis-aligned walls, seen from above as an RGB
+image. :class:`PointEnv` implements the common API (``reset``, ``step``, ``render``, ``state``,
+``sample_task``, ``success``) once, on top of batched ``step_states`` / ``render_states`` that
+data collection uses to run thousands of agents at a time. Subclasses only describe their walls
+and how to draw random states.
+
+The ground-truth ``state`` is for success checks and tests only; planners see images.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from grasp_ros.envs import geometry
+
+
+@dataclass(frozen=True)
+class Task:
+    """A start/goal pair whose solution needs about ``horizon`` steps.
+
+    Attributes:
+        start_state, goal_state: ground-truth states; ``env.reset(state=start_state)`` restores
+            the start exactly (including per-task layout such as the Wall door).
+        start_image, goal_image: ``uint8 [H, W, 3]`` observations of the two states.
+        horizon: the horizon the task was sampled for.
+        optimal_steps: fewest full-speed steps from start to goal (shortest path, by BFS).
+        non_greedy: True when the straight line from start to goal is blocked by a wall.
+        seed: the seed that produced the task.
+    """
+
+    start_state: np.ndarray
+    goal_state: np.ndarray
+    start_image: np.ndarray
+    goal_image: np.ndarray
+    horizon: int
+    optimal_steps: int
+    non_greedy: bool
+    seed: int | None
+
+
+class PointEnv:
+    """A point agent with bounded 2-D velocity actions among walls, rendered top-down.
+
+    Dynamics: ``pos += speed * clip(action, -1, 1)``, stopped (and pushed back ``backoff``)
+    where the move would enter a wall; with ``sliding`` the move is resolved along x then y,
+    so the agent slides along walls instead of stopping.
+    """
+
+    name = ""
+    world_size = 64.0
+    speed = 2.0
+    backoff = 0.5
+    sliding = False
+    agent_radius = 0.0
+    success_radius = 4.5
+    dot_std = 1.7
+    dot_color = (1.0, 0.0, 0.0)
+    wall_color = (0.0, 0.0, 0.0)
+    action_dim = 2
+    #: Fraction of the horizon below which a sampled task counts as too easy.
+    min_task_fraction = 0.75
+
+    def __init__(self, image_size: int = 64, seed: int | None = None) -> None:
+        if image_size < 16:
+            raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
+        self.image_size = int(image_size)
+        self.action_low = -np.ones(self.action_dim, dtype=np.float32)
+        self.action_high = np.ones(self.action_dim, dtype=np.float32)
+        self._rng = np.random.default_rng(seed)
+        self._state = self.random_states(self._rng, 1)[0]
+
+    # -- what subclasses describe ------------------------------------------------------------
+    def walls(self, states: np.ndarray) -> np.ndarray:
+        """Wall rectangles ``[M, 4]`` (fixed layout) or ``[N, M, 4]`` (per state)."""
+        raise NotImplementedError
+
+    def random_states(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` random valid states ``[n, state_dim]`` (agent outside every wall)."""
+        raise NotImplementedError
+
+    def _task_candidates(self, rng: np.random.Generator, n: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """One goal state ``[state_dim]`` and ``n`` start states that share its layout."""
+        raise NotImplementedError
+
+    # -- batched core ---------------------------------------------------------------------
+    def step_states(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Next states ``[N, state_dim]`` for states ``[N, state_dim]`` and actions ``[N, 2]``."""
+        states = np.asarray(states, dtype=np.float64)
+        actions = np.clip(np.asarray(actions, dtype=np.float64), self.action_low,
+                          self.action_high)
+        rects = geometry.inflate(self.walls(states), self.agent_radius)
+        mover = geometry.move_sliding if self.sliding else geometry.move
+        out = states.copy()
+        out[:, :2] = mover(states[:, :2], self.speed * actions, rects, self.backoff)
+        return out
+
+    def render_states(self, states: np.ndarray) -> np.ndarray:
+        """Observations ``uint8 [N, H, W, 3]`` of states ``[N, state_dim]``."""
+        states = np.asarray(states, dtype=np.float64)
+        mask = ~geometry.free_grid(self.walls(states), self.world_size, self.image_size)
+        return geometry.render(states[:, :2], mask, self.world_size, self.dot_std,
+                               self.dot_color, self.wall_color)
+
+    def valid(self, states: np.ndarray) -> np.ndarray:
+        """``[N]`` bool: the agent centre lies inside the arena and outside every wall."""
+        states = np.asarray(states, dtype=np.float64)
+        rects = geometry.inflate(self.walls(states), self.agent_radius)
+        if rects.ndim == 2:
+            rects = np.broadcast_to(rects, (len(states), *rects.shape))
+        p = states[:, None, :2]
+        inside = ((p > rects[..., :2]) & (p < rects[..., 2:])).all(-1).any(-1)
+        in_arena = ((states[:, :2] > 0) & (states[:, :2] < self.world_size)).all(-1)
+        return in_arena & ~inside
+
+    # -- single-agent API -----------------------------------------------------------------
+    @property
+    def state(self) -> np.ndarray:
+        """Ground-truth state (a copy): for success checks and tests, never for planners."""
+        return self._state.copy()
+
+    def reset(self, seed: int | None = None, state: np.ndarray | None = None) -> np.ndarray:
+        """Start an episode at ``state`` (exactly), or at a random state drawn with ``seed``."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        if state is None:
+            self._state = self.random_states(self._rng, 1)[0]
+        else:
+            state = np.asarray(state, dtype=np.float64).reshape(-1)
+            if state.shape != self._state.shape:
+                raise ValueError(f"{type(self).__name__} state has shape {self._state.shape}, "
+                                 f"got {state.shape}")
+            self._state = state.copy()
+        return self.render()
+
+    def step(self, action: np.ndarray) -> np.ndarray:
+        """Apply one action (clipped to the bounds) and return the new observation."""
+        action = np.asarray(action, dtype=np.float64).reshape(1, self.action_dim)
+        self._state = self.step_states(self._state[None], action)[0]
+        return self.render()
+
+    def render(self) -> np.ndarray:
+        """The current observation, RGB ``uint8 [H, W, 3]``."""
+        return self.render_states(self._state[None])[0]
+
+    def success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
+        """True when the agent is within ``success_radius`` of the goal position."""
+        gap = np.asarray(state, dtype=np.float64)[:2] - np.asarray(goal_state)[:2]
+        return bool(np.linalg.norm(gap) < self.success_radius)
+
+    def optimal_steps(self, state: np.ndarray, goal_state: np.ndarray) -> int:
+        """Fewest full-speed steps from ``state`` to ``goal_state`` (BFS on a 1-unit grid)."""
+        dist = self._distance_field(np.asarray(goal_state, dtype=np.float64))
+        d = geometry.lookup(dist, np.asarray(state, dtype=np.float64)[None, :2],
+                            self.world_size)[0]
+        if not np.isfinite(d):
+            raise ValueError("the goal is unreachable from this state")
+        return math.ceil(d / self.speed)
+
+    def sample_task(self, horizon: int, seed: int | None = None) -> Task:
+        """A task needing between ``min_task_fraction * horizon`` and ``horizon`` steps.
+
+        Candidates are drawn with ``seed`` and scored by their true shortest path (BFS), so a
+        planner with ``horizon`` steps can solve the task while a much shorter one cannot;
+        tasks whose straight line is blocked by a wall are preferred (non-greedy). When no
+        candidate fits (a horizon beyond this world's longest path) the closest one is used:
+        check ``Task.optimal_steps``.
+        """
+        if horizon < 1:
+            raise ValueError(f"horizon must be positive, got {horizon}")
+        rng = np.random.default_rng(seed)
+        lo = math.ceil(self.min_task_fraction * horizon)
+        target = 0.5 * (lo + horizon)
+        best: tuple[float, np.ndarray, np.ndarray, int, bool] | None = None
+        for _ in range(48):
+            goal, starts = self._task_candidates(rng, 128)
+            dist = self._distance_field(goal)
+            steps = np.ceil(geometry.lookup(dist, starts[:, :2], self.world_size) / self.speed)
+            blocked = self._blocked(starts, goal)
+            # Outside the window costs most, then an unblocked line, then distance to target.
+            miss = np.maximum(lo - steps, 0) + np.maximum(steps - horizon, 0)
+            cost = 10 * miss + 5 * ~blocked + np.abs(steps - target) / (horizon + 1)
+            i = int(np.argmin(cost))
+            if np.isfinite(cost[i]) and (best is None or cost[i] < best[0]):
+                best = (float(cost[i]), starts[i], goal, int(steps[i]), bool(blocked[i]))
+            if best is not None and best[0] < 1:
+                break
+        if best is None:
+            raise RuntimeError(f"{type(self).__name__} found no reachable task")
+        _, start, goal, steps, blocked = best
+        images = self.render_states(np.stack([start, goal]))
+        return Task(start_state=start.copy(), goal_state=goal.copy(), start_image=images[0],
+                    goal_image=images[1], horizon=int(horizon), optimal_steps=steps,
+                    non_greedy=blocked, seed=seed)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _distance_field(self, goal: np.ndarray) -> np.ndarray:
+        """Geodesic distance (world units) from the goal to every cell of a 1-unit grid."""
+        cells = int(self.world_size)
+        rects = geometry.inflate(self.walls(goal[None]), self.agent_radius)
+        rects = rects[0] if rects.ndim == 3 else rects
+        free = geometry.free_grid(rects, self.world_size, cells)
+        ij = np.clip(np.floor(goal[:2] * cells / self.world_size).astype(int), 0, cells - 1)
+        dist = geometry.grid_distances(free, (int(ij[1]), int(ij[0])))
+        return dist * self.world_size / cells
+
+    def _blocked(self, starts: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """``[N]`` bool: the straight line from each start to the goal touches a wall."""
+        rects = geometry.inflate(self.walls(starts), self.agent_radius)
+        delta = goal[None, :2] - starts[:, :2]
+        end = geometry.move(starts[:, :2], delta, rects, 0.0)
+        return np.linalg.norm(end - goal[None, :2], axis=1) > 1e-9

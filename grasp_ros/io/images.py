@@ -170,7 +170,7 @@ def _layout(encoding: str) -> tuple[tuple[int, int, int], int, int]:
 
 
 def _to_rgb(pixels: np.ndarray, order: tuple[int, int, int]) -> np.ndarray:
-    rgb = pixels[:, :, list(order)]
+    rgb = np.ascontiguousarray(pixels[:, :, list(order)])
     return scale_16_to_8(rgb) if rgb.dtype == np.uint16 else rgb
 
 

@@ -188,9 +188,9 @@ def virtual_trajectory_msg(
         actions=acts.ravel(),
         positions=pts,
         rollout_positions=rollout_pts,
-        cost=float(cost),
+        cost=_f32(cost),
         iterations=int(iterations),
-        solve_time=float(solve_time),
+        solve_time=_f32(solve_time),
         warm_started=bool(warm_started),
     )
 
@@ -216,11 +216,11 @@ def planner_status_msg(
         status=int(status),
         message=message,
         tick=int(tick),
-        solve_time=float(solve_time),
+        solve_time=_f32(solve_time),
         iterations=int(iterations),
-        cost=float(cost),
+        cost=_f32(cost),
         deadline_misses=int(deadline_misses),
-        image_age=float(image_age),
+        image_age=_f32(image_age),
     )
 
 
@@ -234,13 +234,18 @@ def action_command_msg(
     return _cls(ACTION_COMMAND)(
         header=make_header(stamp_sec, frame_id),
         action=vec,
-        dt=float(dt),
+        dt=_f32(dt),
         step_index=int(step_index),
     )
 
 
 def _cls(msgtype: str) -> Any:
     return typestore().types[msgtype]
+
+
+def _f32(value: float) -> float:
+    """Rounded to float32 as the wire will hold it, so a built message equals its round trip."""
+    return float(np.float32(value))
 
 
 def _float32(value: Any, name: str) -> np.ndarray:

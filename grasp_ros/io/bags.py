@@ -117,6 +117,8 @@ def write_bag(
         bag = staging / final.name
         with Writer(bag, version=BAG_VERSION, storage_plugin=plugin) as writer:
             yield BagWriter(writer, store or default_typestore())
+        if final.exists() and not overwrite:
+            raise FileExistsError(f"{final} appeared while the bag was being written")
         _move_into_place(bag, final, staging / "replaced")
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -181,19 +181,26 @@ class BagReader:
         return msgtype
 
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
-        """Messages on ``topics`` (all topics when ``None``) in timestamp order."""
+        """Messages on ``topics`` (all topics when ``None``) in timestamp order.
+
+        The topics are checked here, before the first message is read, so a wrong topic name
+        fails at the call and not somewhere down a pipeline.
+        """
         wanted = set(self.topics) if topics is None else set(topics)
         for topic in sorted(wanted):
             self.check_topic(topic)
         connections = [c for c in self._reader.connections if c.topic in wanted]
-        if not connections:
-            return  # rosbags reads every topic when given no connections
         for conn in connections:
             if conn.msgtype not in self._store.types:
                 raise BagError(
                     f"topic {conn.topic} in {self.path} has type {conn.msgtype}, which the "
                     "typestore does not know"
                 )
+        return self._deserialised(connections)
+
+    def _deserialised(self, connections: list[Any]) -> Iterator[BagMessage]:
+        if not connections:
+            return  # rosbags reads every topic when given no connections
         for conn, stamp, raw in self._reader.messages(connections=connections):
             try:
                 msg = self._store.deserialize_cdr(raw, conn.msgtype)

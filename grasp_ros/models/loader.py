@@ -1,0 +1,193 @@
+"""Load any world model from one string, and refuse a broken one at load time.
+
+``load_world_model(spec)`` accepts, in this order:
+
+1. a shipped model name (``'wall'``, ``'maze'``: see :func:`list_shipped_models`);
+2. a file: a grasp_ros checkpoint written by ``grasp-ros-train`` (loaded with
+   ``torch.load(..., weights_only=True)``, so no code in the file ever runs), or a TorchScript
+   archive whose module has ``latent_shape`` and ``action_dim`` attributes and exports
+   ``encode`` (and optionally ``decode`` / ``project``);
+3. ``'package.module:factory'``: a function returning an ``nn.Module`` (for user models that
+   need their own code, e.g. a DINO-WM encoder and predictor).
+
+Every model is dry-run through :func:`check_world_model` before it is returned, so a wrong
+shape or a NaN fails here with one message instead of deep inside a planner.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from grasp_ros.models.base import WorldModel, check_world_model
+from grasp_ros.models.reference import FORMAT, ReferenceWorldModel
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def list_shipped_models() -> list[str]:
+    """Names of the checkpoints shipped inside the package (``['maze', 'wall']``)."""
+    return sorted(p.stem for p in CHECKPOINT_DIR.glob("*.pt"))
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` or ``'auto'``: CUDA when available, else CPU; anything else as given."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_world_model(spec: str | os.PathLike[str], device: str | torch.device | None = None,
+                     image_size: tuple[int, int] | None = None) -> nn.Module:
+    """Load, move to ``device``, check and return a world model in eval mode.
+
+    Args:
+        spec: a shipped name, ``'package.module:factory'``, or a checkpoint/TorchScript path.
+        device: ``None``/``'auto'`` (CUDA if available, else CPU), or any torch device.
+        image_size: ``(H, W)`` for the load-time dry run; default: the model's own
+            ``image_size`` attribute, else 64 x 64.
+
+    Raises:
+        FileNotFoundError: ``spec`` names no shipped model, factory or existing file.
+        ValueError: the file or factory does not give a working world model; the message
+            names the problem (unreadable file, missing attribute, wrong shape, NaN output).
+    """
+    dev = resolve_device(device)
+    model = _build(spec, dev).to(dev).eval()
+    size = image_size or _image_size(model)
+    try:
+        check_world_model(model, size)
+    except ValueError as exc:
+        raise ValueError(f"world model {str(spec)!r} failed its load-time check: {exc}") \
+            from exc
+    return model
+
+
+def env_for_model(model: nn.Module | str, **env_kwargs: Any) -> Any:
+    """The reference world a model was trained in, rendering images the model expects.
+
+    ``model`` is a loaded model or a spec for :func:`load_world_model`; ``env_kwargs`` go to
+    the environment (e.g. ``seed``). Raises ``ValueError`` for models not trained in one.
+    """
+    from grasp_ros.envs import make_env
+
+    if isinstance(model, (str, os.PathLike)):
+        model = load_world_model(model, device="cpu")
+    name = getattr(model, "env_name", "")
+    if not name:
+        raise ValueError(f"{type(model).__name__} was not trained in a grasp_ros reference "
+                         "world (it has no env_name); build the environment yourself")
+    env_kwargs.setdefault("image_size", getattr(model, "image_size", 64))
+    return make_env(name, **env_kwargs)
+
+
+def _build(spec: str | os.PathLike[str], device: torch.device) -> nn.Module:
+    text = os.fspath(spec)
+    if text in list_shipped_models():
+        return _load_file(CHECKPOINT_DIR / f"{text}.pt", device)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return _load_file(path, device)
+    if _FACTORY.match(text):
+        return _call_factory(text)
+    shipped = ", ".join(repr(n) for n in list_shipped_models()) or "none installed"
+    raise FileNotFoundError(
+        f"no world model {text!r}: not a shipped model name ({shipped}), not an existing "
+        "file, and not a 'package.module:factory' spec. Train one with `grasp-ros-train ENV` "
+        "and pass the path of the .pt file it writes.")
+
+
+def _load_file(path: Path, device: torch.device) -> nn.Module:
+    if _is_torchscript(path):
+        try:
+            module = torch.jit.load(str(path), map_location=device)
+        except Exception as exc:
+            raise ValueError(f"cannot load TorchScript world model {path}: {exc}") from exc
+        return _scripted(module, path)
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise ValueError(
+            f"cannot read world model checkpoint {path}: {exc}. grasp_ros loads its own "
+            "weights-only checkpoints, TorchScript archives, or 'package.module:factory' "
+            "specs (for a pickled nn.Module, write a factory that builds and loads it)"
+        ) from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(
+            f"{path} is not a grasp_ros world model checkpoint (expected a dict with "
+            f"format={FORMAT!r}, as written by grasp-ros-train); for a bare state dict, "
+            "write a 'package.module:factory' that builds the model and loads it")
+    try:
+        return ReferenceWorldModel.from_checkpoint(ckpt)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"checkpoint {path} does not match ReferenceWorldModel: {exc}") \
+            from exc
+
+
+def _is_torchscript(path: Path) -> bool:
+    """TorchScript archives are zip files with a ``code/`` folder; torch.save ones have none."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any("/code/" in name for name in z.namelist())
+
+
+def _call_factory(spec: str) -> nn.Module:
+    module_name, func_name = spec.split(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import world model factory {spec!r}: {exc}") from exc
+    try:
+        model = factory()
+    except Exception as exc:
+        raise ValueError(f"world model factory {spec!r} raised: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"world model factory {spec!r} returned {type(model).__name__}, "
+                         "expected a torch.nn.Module")
+    return model
+
+
+class ScriptedWorldModel(WorldModel):
+    """A TorchScript module behind the WorldModel contract (attributes read from it)."""
+
+    def __init__(self, module: torch.jit.ScriptModule) -> None:
+        super().__init__(tuple(module.latent_shape), int(module.action_dim),
+                         getattr(module, "action_low", None), getattr(module, "action_high", None))
+        self.module = module
+        self.image_size = getattr(module, "image_size", 64)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.module.encode(images)
+
+    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self.module(latents, actions)
+
+
+def _scripted(module: torch.jit.ScriptModule, path: Path) -> WorldModel:
+    """Wrap ``module``; ``decode``/``project`` exist on the wrapper only if the module has them,
+    so :func:`has_decoder` and :func:`has_projection` stay truthful."""
+    for attr in ("latent_shape", "action_dim", "encode"):
+        if not hasattr(module, attr):
+            raise ValueError(
+                f"TorchScript world model {path} has no '{attr}': keep latent_shape and "
+                "action_dim as module attributes and mark encode with @torch.jit.export")
+    methods: dict[str, Any] = {}
+    if hasattr(module, "decode"):
+        methods["decode"] = lambda self, latents: self.module.decode(latents)
+    if hasattr(module, "project"):
+        methods["project"] = lambda self, latents: self.module.project(latents)
+    return type("ScriptedWorldModel", (ScriptedWorldModel,), methods)(module)
+
+
+def _image_size(model: nn.Module) -> tuple[int, int]:
+    size = getattr(model, "image_size", 64)
+    return (size, size) if isinstance(size, int) else tuple(size)

@@ -1,0 +1,121 @@
+"""The reference world model shipped with grasp_ros, trained on the reference worlds.
+
+Latents are ``latent_dim``-vectors (64 by default): large enough that planning in them is
+planning in a learned, redundant space rather than in the 2-D position, small enough that the
+dynamics is an MLP fast enough for GRASP's batched calls (population x horizon latents per call,
+hundreds of calls per second on a CPU).
+
+- ``encode``: a small strided CNN, image to latent.
+- ``forward``: residual MLP dynamics, ``z' = z + f([z, a])`` (a blocked move is ``f = 0``).
+- ``decode``: transposed CNN, latent to image, for pictures of GRASP's virtual states.
+- ``project``: MLP head, latent to the agent position ``(x, y, 0)`` in world units (image
+  column and row scaled to the world), for RViz markers.
+
+:func:`grasp_ros.tools.train.main` trains it so that latent distance tracks state distance
+(smooth goal costs for the planners) and multi-step predictions stay accurate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grasp_ros.models.base import WorldModel
+
+FORMAT = "grasp_ros.reference/1"
+#: The CNNs work at this resolution; inputs are area-resampled to it (a CPU-speed choice: the
+#: dot's sub-pixel position survives in the averaged intensities).
+WORK_SIZE = 32
+
+
+class ReferenceWorldModel(WorldModel):
+    """CNN encoder/decoder around a residual MLP dynamics on a vector latent.
+
+    Args:
+        image_size: side of the square images ``decode`` returns (and ``encode`` expects).
+        latent_dim: size of the latent vector.
+        action_dim: size of an action.
+        channels: channels of the first conv layer (doubled once, then kept).
+        hidden_dim, depth: width and number of hidden layers of the dynamics MLP.
+        world_size: side of the world in world units (``project`` scales to it).
+        env_name: the reference world the model was trained on (``''`` if none).
+        action_low, action_high: the action box the model was trained on.
+    """
+
+    def __init__(self, image_size: int = 64, latent_dim: int = 64, action_dim: int = 2,
+                 channels: int = 16, hidden_dim: int = 256, depth: int = 3,
+                 world_size: float = 64.0, env_name: str = "",
+                 action_low: float | list[float] = -1.0,
+                 action_high: float | list[float] = 1.0) -> None:
+        super().__init__((latent_dim,), action_dim, action_low, action_high)
+        if image_size < WORK_SIZE:
+            raise ValueError(f"image_size must be at least {WORK_SIZE}, got {image_size}")
+        self.config: dict[str, Any] = {
+            "image_size": image_size, "latent_dim": latent_dim, "action_dim": action_dim,
+            "channels": channels, "hidden_dim": hidden_dim, "depth": depth,
+            "world_size": world_size, "env_name": env_name,
+            "action_low": action_low, "action_high": action_high,
+        }
+        self.image_size = image_size
+        self.env_name = env_name
+        self.world_size = world_size
+        c = channels
+        flat = 4 * c * 4 * 4
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, c, 4, 2, 1), nn.SiLU(),
+            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.SiLU(),
+            nn.Conv2d(2 * c, 4 * c, 4, 2, 1), nn.SiLU(),
+            nn.Flatten(), nn.Linear(flat, 256), nn.SiLU(), nn.Linear(256, latent_dim),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, 256), nn.SiLU(), nn.Linear(256, flat), nn.SiLU(),
+            nn.Unflatten(1, (4 * c, 4, 4)),
+            nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1), nn.SiLU(),
+            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.SiLU(),
+            nn.ConvTranspose2d(c, 3, 4, 2, 1),
+        )
+        layers: list[nn.Module] = []
+        width = latent_dim + action_dim
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden_dim), nn.SiLU()]
+            width = hidden_dim
+        last = nn.Linear(width, latent_dim)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.dynamics = nn.Sequential(*layers, last)
+        self.head = nn.Sequential(nn.Linear(latent_dim, 128), nn.SiLU(), nn.Linear(128, 2))
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        small = F.interpolate(images, size=(WORK_SIZE, WORK_SIZE), mode="area")
+        return self.encoder(small * 2 - 1)
+
+    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return latents + self.dynamics(torch.cat([latents, actions], dim=-1))
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decode_logits(latents))
+
+    def decode_logits(self, latents: torch.Tensor) -> torch.Tensor:
+        """Pre-sigmoid decoder output at ``image_size`` (training uses it for a stable loss)."""
+        size = (self.image_size, self.image_size)
+        return F.interpolate(self.decoder(latents), size=size, mode="bilinear",
+                             align_corners=False)
+
+    def project(self, latents: torch.Tensor) -> torch.Tensor:
+        xy = self.head(latents) * self.world_size
+        return torch.cat([xy, torch.zeros_like(xy[:, :1])], dim=1)
+
+    def checkpoint(self, **extra: Any) -> dict[str, Any]:
+        """A ``torch.load(..., weights_only=True)``-safe dict: format, config, weights, extras."""
+        state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
+        return {"format": FORMAT, "config": dict(self.config), "state_dict": state, **extra}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> ReferenceWorldModel:
+        """Rebuild a model from :meth:`checkpoint`'s dict (strict: every weight must match)."""
+        model = cls(**ckpt["config"])
+        model.load_state_dict(ckpt["state_dict"])
+        return model

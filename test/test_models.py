@@ -137,7 +137,7 @@ def test_checkpoint_round_trip_is_weights_only(tmp_path):
     train.atomic_save(model.checkpoint(metrics={"x": 1.0}), path)
     loaded = load_world_model(str(path), device="auto")
     assert loaded.latent_shape == (32,) and loaded.image_size == 96
-    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b.cpu())
     assert env_for_model(loaded).render().shape == (96, 96, 3)
     assert not list(tmp_path.glob("*.tmp"))
@@ -188,7 +188,7 @@ def test_factory_specs(monkeypatch):
         load_world_model("test_models:shape_factory")
     with pytest.raises(ValueError, match="non-finite"):
         load_world_model("test_models:nan_factory")
-    with pytest.raises(ValueError, match="expected a torch.nn.Module"):
+    with pytest.raises(ValueError, match=r"expected a torch\.nn\.Module"):
         load_world_model("test_models:not_a_module")
     with pytest.raises(ValueError, match="cannot import"):
         load_world_model("no_such_package.models:build")
@@ -233,7 +233,8 @@ def test_torchscript_models_load_behind_the_contract(tmp_path):
 def _tiny_run(out) -> list[str]:
     return ["wall", "--out", str(out), "--episodes", "6", "--episode-length", "12",
             "--eval-episodes", "4", "--representation-steps", "2", "--dynamics-steps", "2",
-            "--batch-size", "4", "--rollout-batch-size", "4", "--rollout-steps", "4"]
+            "--batch-size", "4", "--rollout-batch-size", "4", "--rollout-steps", "4",
+            "--planning-tasks", "0"]
 
 
 def test_trainer_smoke_run_writes_a_loadable_checkpoint_and_card(tmp_path):
@@ -241,7 +242,7 @@ def test_trainer_smoke_run_writes_a_loadable_checkpoint_and_card(tmp_path):
     model = load_world_model(tmp_path / "wall.pt")
     assert model.env_name == "wall"
     card = (tmp_path / "wall.md").read_text()
-    assert "10-step latent MSE" in card and "forward + backward" in card
+    assert "10-step open-loop latent MSE" in card and "forward + backward" in card
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wall.md", "wall.pt"]
 
 
@@ -263,6 +264,14 @@ def test_trainer_resumes_after_an_interrupt(tmp_path, monkeypatch):
     assert not (tmp_path / "wall.pt").exists()
     assert train.main([*_tiny_run(tmp_path), "--resume"]) == 0
     assert (tmp_path / "wall.pt").exists() and not (tmp_path / "wall.train.pt").exists()
+
+
+def test_planning_check_reports_every_planner():
+    model = ReferenceWorldModel(env_name="wall")
+    result = train.planning_check(model, WallEnv(), horizon=4, tasks=1, planners=("grasp",))
+    assert set(result) == {"planning_horizon", "planning_tasks", "planning_success_grasp",
+                           "planning_seconds_grasp"}
+    assert 0 <= result["planning_success_grasp"] <= 1
 
 
 def test_rollouts_feed_the_trainer_shapes():

@@ -213,6 +213,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--image-size", type=int, default=64, help="image side in pixels")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads; 1 is fastest on a shared CPU (0: torch's default)")
+    p.add_argument("--planning-tasks", type=int, default=20,
+                   help="tasks in the model card's planning check (0: skip it)")
+    p.add_argument("--planning-horizon", type=int, default=30, help="planning check horizon")
     p.add_argument("--resume", action="store_true", help="continue from OUT/ENV.train.pt")
     args = p.parse_args(argv)
     if args.rollout_steps >= args.episode_length + 1:
@@ -311,48 +314,85 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     metrics.update(forward_timing(model))
     metrics["final_rollout_loss"] = float(loss.item())
     metrics["train_seconds"] = train_seconds
+    if args.planning_tasks:
+        metrics.update(planning_check(model, env, args.planning_horizon, args.planning_tasks))
     training = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     ckpt = model.eval().checkpoint(metrics=metrics, training=training)
     atomic_save(ckpt, out / f"{args.env}.pt")
-    (out / f"{args.env}.md").write_text(model_card(args, metrics), encoding="utf-8")
+    (out / f"{args.env}.md").write_text(model_card(training, metrics), encoding="utf-8")
     progress_path.unlink(missing_ok=True)
     return ckpt
 
 
-def model_card(args: argparse.Namespace, m: dict[str, float]) -> str:
-    """The markdown model card: data, training, held-out accuracy, speed."""
-    frames = args.episodes * (args.episode_length + 1)
-    return f"""# Reference world model: `{args.env}`
+def planning_check(model: ReferenceWorldModel, env: PointEnv, horizon: int, tasks: int,
+                   planners: tuple[str, ...] = ("grasp", "gd", "cem")) -> dict[str, float]:
+    """Open-loop success rate of each planner (default settings) on sampled tasks.
 
-Trained by `grasp-ros-train {args.env} --seed {args.seed}` (grasp_ros.tools.train) in
-{m['train_seconds'] / 60:.1f} min on this machine's CPU (`torch.get_num_threads()` =
-{torch.get_num_threads()}). Load it with `grasp_ros.models.load_world_model('{args.env}')`.
+    Task ``i`` is ``env.sample_task(horizon, seed=i)``; the plan from the start image's latent
+    to the goal image's latent is executed blindly in the true environment and succeeds if the
+    final state is within the environment's success radius of the goal.
+    """
+    from grasp_ros.planning import make_planner
+
+    model.eval()
+    out: dict[str, float] = {"planning_horizon": float(horizon), "planning_tasks": float(tasks)}
+    sampled = [env.sample_task(horizon, seed=i) for i in range(tasks)]
+    with torch.no_grad():
+        z = model.encode(to_tensor(np.stack([im for t in sampled
+                                             for im in (t.start_image, t.goal_image)])))
+    for name in planners:
+        planner = make_planner(name, model, horizon)
+        wins, times = 0, []
+        for i, task in enumerate(tqdm(sampled, desc=f"planning check {name}", mininterval=5)):
+            plan = planner.plan(z[2 * i], z[2 * i + 1])
+            state = task.start_state[None]
+            for a in plan.actions.detach().cpu().numpy():
+                state = env.step_states(state, a[None])
+            wins += env.success(state[0], task.goal_state)
+            times.append(plan.solve_time)
+        out[f"planning_success_{name}"] = wins / tasks
+        out[f"planning_seconds_{name}"] = float(np.median(times))
+    return out
+
+
+def model_card(training: dict[str, Any], m: dict[str, float]) -> str:
+    """The markdown model card from the training arguments and the measured metrics."""
+    t = training
+    env = t["env"]
+    frames = t["episodes"] * (t["episode_length"] + 1)
+    card = f"""# Reference world model: `{env}`
+
+Trained by `grasp-ros-train {env} --seed {t['seed']}` (grasp_ros.tools.train) in
+{m['train_seconds'] / 60:.1f} min on a shared 2-core CPU ({t['threads']} torch thread).
+Load it with `grasp_ros.models.load_world_model('{env}')`; `env_for_model(model)` builds the
+matching environment.
 
 ## Model
-`ReferenceWorldModel`: {args.image_size}x{args.image_size} RGB image -> {args.latent_dim}-d
-latent (CNN at 32x32), residual MLP dynamics (3 x {args.hidden_dim}, SiLU), transposed-CNN
-decoder, position head `project()` returning `(x, y, 0)` in world units (64-unit arena, x = image
-column, y = image row).
+`ReferenceWorldModel`: {t['image_size']}x{t['image_size']} RGB image -> {t['latent_dim']}-d
+latent (CNN at 32x32), residual MLP dynamics `z' = z + f([z, a])` (3 x {t['hidden_dim']}, SiLU),
+transposed-CNN decoder, position head `project()` returning `(x, y, 0)` in world units (64-unit
+arena, x = image column, y = image row).
 
 ## Data
-{args.episodes} random-exploration episodes x {args.episode_length} steps ({frames} frames) in
-`{args.env}`, actions uniform in [-1, 1]^2 held for a random number of steps (switch probability
-0.15), seed {args.seed}. Held out: {args.eval_episodes} episodes from seed {args.seed + 10_000}.
+{t['episodes']} random-exploration episodes x {t['episode_length']} steps ({frames} frames) in
+`{env}`, actions uniform in [-1, 1]^2 held for a random number of steps (switch probability
+0.15), seed {t['seed']}. Held out: {t['eval_episodes']} episodes from seed {t['seed'] + 10_000}.
 
 ## Training
-1. Representation, {args.representation_steps} steps of {2 * args.batch_size} frames:
+1. Representation, {t['representation_steps']} steps of {2 * t['batch_size']} frames:
    reconstruction (BCE, dot pixels x{DOT_WEIGHT:g}) + position head + geometry loss
    (latent RMS distance matched to state distance in arena units).
-2. Dynamics, {args.dynamics_steps} steps of {args.rollout_batch_size} open-loop rollouts of
-   {args.rollout_steps} steps on frozen latents. Final training rollout MSE:
+2. Dynamics, {t['dynamics_steps']} steps of {t['rollout_batch_size']} open-loop rollouts of
+   {t['rollout_steps']} steps on frozen latents. Final training rollout MSE:
    {m['final_rollout_loss']:.2e}.
 
 ## Held-out accuracy
 | metric | value |
 |---|---|
 | latent variance (mean per element) | {m['latent_variance']:.4f} |
-| 1-step latent MSE | {m['latent_mse_1step']:.2e} (normalised {m['latent_nmse_1step']:.2e}) |
-| 10-step latent MSE (open loop) | {m['latent_mse_10step']:.2e} (normalised {m['latent_nmse_10step']:.2e}) |
+| 1-step latent MSE (normalised) | {m['latent_mse_1step']:.2e} ({m['latent_nmse_1step']:.2e}) |
+| 10-step open-loop latent MSE (normalised) | {m['latent_mse_10step']:.2e} \
+({m['latent_nmse_10step']:.2e}) |
 | 1-step predicted position error (via `project`) | {m['position_error_1step']:.2f} units |
 | 10-step predicted position error (via `project`) | {m['position_error_10step']:.2f} units |
 | `project()` error on encoded frames | {m['projection_error']:.2f} units |
@@ -363,9 +403,27 @@ column, y = image row).
 
 Normalised MSE is MSE divided by the latent variance. One step moves the agent up to 2 units.
 
-## Speed (CPU, batch 200)
-`forward`: {m['forward_ms_b200']:.2f} ms; forward + backward: {m['forward_backward_ms_b200']:.2f} ms.
+## Speed (CPU, batch 200, 1 thread)
+`forward`: {m['forward_ms_b200']:.2f} ms; forward + backward: \
+{m['forward_backward_ms_b200']:.2f} ms.
 """
+    if "planning_horizon" in m:
+        h, n = int(m["planning_horizon"]), int(m["planning_tasks"])
+        rows = "\n".join(
+            f"| {name} | {100 * m[f'planning_success_{name}']:.0f}% | "
+            f"{m[f'planning_seconds_{name}']:.2f} s |"
+            for name in ("grasp", "gd", "cem") if f"planning_success_{name}" in m)
+        card += f"""
+## Planning check
+{n} tasks `env.sample_task({h}, seed=i)`, i < {n}; each planner with its default settings plans
+from the start image's latent to the goal image's latent at horizon {h}, and the plan is run open
+loop in the true environment (success: final position within the success radius).
+
+| planner | success | median solve time |
+|---|---|---|
+{rows}
+"""
+    return card
 
 
 def main(argv: list[str] | None = None) -> int:

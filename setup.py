@@ -29,7 +29,7 @@ setup(
         "torch>=2.2",
         "numpy>=1.23",
         "opencv-python-headless>=4.6",
-        "rosbags>=0.10",
+        "rosbags>=0.11",
         "pymunk>=6.4",
         "matplotlib>=3.5",
         "imageio>=2.20",

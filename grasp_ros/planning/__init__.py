@@ -1,0 +1,47 @@
+"""Planners over a world model: GRASP and the paper's baselines behind one interface.
+
+``make_planner(name, model, horizon, **config)`` builds one by name; every planner has
+``plan(start, goal, warm_start=None, max_iters=None, deadline=None) -> Plan``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .base import Plan, Planner, validate_config
+from .cem import CEMConfig, CEMPlanner
+from .collocation import CollocationConfig, CollocationPlanner
+from .gd import GDConfig, GDPlanner
+from .grasp import GraspConfig, GraspPlanner
+
+PLANNERS: dict[str, type[Planner]] = {
+    cls.name: cls for cls in (GraspPlanner, GDPlanner, CEMPlanner, CollocationPlanner)
+}
+
+
+def make_planner(name: str, model: nn.Module, horizon: int, **config: Any) -> Planner:
+    """Build the planner called ``name`` ('grasp' | 'gd' | 'cem' | 'collocation')."""
+    try:
+        cls = PLANNERS[name]
+    except KeyError:
+        raise ValueError(f"unknown planner {name!r}; choose one of {sorted(PLANNERS)}") from None
+    return cls(model, horizon, **config)
+
+
+__all__ = [
+    "PLANNERS",
+    "CEMConfig",
+    "CEMPlanner",
+    "CollocationConfig",
+    "CollocationPlanner",
+    "GDConfig",
+    "GDPlanner",
+    "GraspConfig",
+    "GraspPlanner",
+    "Plan",
+    "Planner",
+    "make_planner",
+    "validate_config",
+]

@@ -1,0 +1,368 @@
+"""What every planner shares: the `Plan` result, config knobs, input checks and the loop.
+
+Planners differ only where the algorithms differ (DINO-WM's planning/ layout): each subclass
+says how it initialises (`_init`), what one iteration does (`_step`) and how it picks its answer
+(`_finish`); this module owns the budget (iteration cap and wall-clock deadline), best-so-far
+bookkeeping, the serial rollout and the checks that turn bad input into a clear error.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+PAD_MODES = ("zero", "last")
+
+
+def knob(
+    default: Any,
+    help: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A documented, range-checked config field.
+
+    The parameter schema (`grasp_ros.control.params`) reads this metadata to declare ROS
+    parameters, so a planner's knobs are described in exactly one place.
+    """
+    meta = {"help": help, "low": low, "high": high, "choices": choices}
+    return field(default=default, metadata=meta)
+
+
+def validate_config(config: Any) -> None:
+    """Raise ValueError naming the first knob whose value is outside its documented range."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        meta = f.metadata
+        if meta.get("choices") and value not in meta["choices"]:
+            raise ValueError(f"{f.name}={value!r} is not one of {list(meta['choices'])}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value):
+            raise ValueError(f"{f.name}={value} is not finite")
+        low, high = meta.get("low"), meta.get("high")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(f"{f.name}={value} is outside its range [{low}, {high}]")
+
+
+def latent_mse(a: torch.Tensor, b: torch.Tensor, batch_dims: int) -> torch.Tensor:
+    """Squared error averaged over latent elements, so costs do not scale with latent size."""
+    dims = tuple(range(batch_dims, a.dim()))
+    return (a - b).pow(2).mean(dims) if dims else (a - b).pow(2)
+
+
+@dataclass
+class Plan:
+    """A planned action sequence and what the planner believes will happen.
+
+    Attributes:
+        actions: ``[T, A]`` actions a_0 .. a_{T-1}.
+        states: ``[T+1, *latent]``: GRASP/collocation virtual states with s_0 and the goal at
+            the ends; for serial planners (GD, CEM) their rollout.
+        rollout: ``[T+1, *latent]`` serial rollout of ``actions`` from s_0 through the model.
+        cost: MSE of ``rollout[-1]`` against the goal, averaged over latent elements.
+        iterations: optimisation iterations run.
+        solve_time: wall-clock seconds spent in ``plan``.
+        planner: name of the planner that made it.
+        model_calls: batched ``forward`` calls made (one GRASP iteration is one call).
+        warm_started: whether a previous plan seeded this one.
+    """
+
+    actions: torch.Tensor
+    states: torch.Tensor
+    rollout: torch.Tensor
+    cost: float
+    iterations: int
+    solve_time: float
+    planner: str = ""
+    model_calls: int = 0
+    warm_started: bool = False
+
+    @property
+    def horizon(self) -> int:
+        return int(self.actions.shape[0])
+
+    def shift(self, k: int, pad: str = "zero") -> Plan:
+        """The warm start for the next control tick after ``k`` executed steps.
+
+        Drops the first ``k`` actions and pads the tail with zeros (``pad='zero'``, DINO-WM and
+        pytorch_mppi) or the last action (``pad='last'``, nav2 MPPI). States move with their
+        actions: the new s_0 is the old s_k (the planner re-anchors it to the new observation)
+        and the tail is filled with the goal, so the last state stays the goal and the padded
+        steps read "hold at the goal". ``rollout`` is shifted the same way and is only a
+        guess until the next plan recomputes it.
+        """
+        if pad not in PAD_MODES:
+            raise ValueError(f"pad={pad!r} is not one of {list(PAD_MODES)}")
+        horizon = self.horizon
+        k = max(0, min(int(k), horizon))
+        if k == 0:
+            return dataclasses.replace(self)
+        fill = self.actions[-1:] if pad == "last" else torch.zeros_like(self.actions[-1:])
+        actions = torch.cat([self.actions[k:], fill.expand(k, -1)])
+        states = torch.cat([self.states[k:], self.states[-1:].expand(k, *self.states.shape[1:])])
+        rollout = torch.cat(
+            [self.rollout[k:], self.rollout[-1:].expand(k, *self.rollout.shape[1:])]
+        )
+        return dataclasses.replace(self, actions=actions, states=states, rollout=rollout)
+
+    def resized(self, horizon: int) -> Plan:
+        """This plan truncated or padded (zeros, goal states) to a different horizon."""
+        t = self.horizon
+        if horizon == t:
+            return self
+        if horizon < t:
+            return dataclasses.replace(
+                self,
+                actions=self.actions[:horizon],
+                states=torch.cat([self.states[:horizon], self.states[-1:]]),
+                rollout=self.rollout[: horizon + 1],
+            )
+        extra = horizon - t
+        return dataclasses.replace(
+            self,
+            actions=torch.cat([self.actions, self.actions.new_zeros(extra, self.actions.shape[1])]),
+            states=torch.cat([self.states, self.states[-1:].expand(extra, *self.states.shape[1:])]),
+            rollout=torch.cat(
+                [self.rollout, self.rollout[-1:].expand(extra, *self.rollout.shape[1:])]
+            ),
+        )
+
+
+#: ``callback(iteration, elapsed_seconds, snapshot) -> stop?``; ``snapshot()`` returns the Plan
+#: the planner would return if it stopped now. Time spent in the callback is not counted.
+Callback = Callable[[int, float, Callable[[], Plan]], bool | None]
+
+
+@dataclass
+class _Best:
+    """Best candidate seen so far, kept on the device (no host sync inside the loop)."""
+
+    cost: torch.Tensor
+    actions: torch.Tensor
+    states: torch.Tensor
+
+
+class Planner(abc.ABC):
+    """Base class: ``Cls(model, horizon, **config)`` then ``plan(start, goal, ...)``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, model: nn.Module, horizon: int, **config: Any) -> None:
+        if int(horizon) != horizon or horizon < 1:
+            raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+        try:
+            self.config = self.Config(**config)
+        except TypeError:
+            known = sorted(f.name for f in dataclasses.fields(self.Config))
+            unknown = sorted(set(config) - set(known))
+            raise ValueError(
+                f"unknown {self.name} setting(s) {unknown}; valid settings are {known}"
+            ) from None
+        validate_config(self.config)
+        self.model = model
+        self.horizon = int(horizon)
+        self.latent_shape = tuple(int(d) for d in model.latent_shape)
+        self.action_dim = int(model.action_dim)
+        self.model_calls = 0
+        self._finish_seconds = 0.0
+
+    # -- subclass hooks ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def _init(self, s0: torch.Tensor, goal: torch.Tensor, warm: Plan | None) -> Any:
+        """Build the optimisation state for one ``plan`` call."""
+
+    @abc.abstractmethod
+    def _step(self, st: Any, it: int) -> None:
+        """Run iteration ``it`` (0-based) in place."""
+
+    @abc.abstractmethod
+    def _candidates(self, st: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The current iterate: actions ``[P, T, A]`` and virtual states ``[P, T+1, *L]``
+        (``None`` for serial planners, whose states are their rollout)."""
+
+    # -- shared machinery -------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        low = getattr(self.model, "action_low", None)
+        if isinstance(low, torch.Tensor):
+            return low.device
+        for p in self.model.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def step_model(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """One batched model call; every model call goes through here so it is counted."""
+        self.model_calls += 1
+        return self.model(latents, actions)
+
+    def predict_parallel(self, inputs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """F(s_t, a_t) for all t at once: ``[P, T, *L]`` x ``[P, T, A]`` -> ``[P, T, *L]``."""
+        p, t = actions.shape[:2]
+        flat = self.step_model(
+            inputs.reshape(p * t, *self.latent_shape), actions.reshape(p * t, -1)
+        )
+        return flat.reshape(p, t, *self.latent_shape)
+
+    def rollout(self, s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Serial rollout ``[P, *L]`` x ``[P, T, A]`` -> ``[P, T+1, *L]`` (T model calls)."""
+        states = [s0]
+        for t in range(actions.shape[1]):
+            states.append(self.step_model(states[-1], actions[:, t]))
+        return torch.stack(states, 1)
+
+    def clamp_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Project actions onto the model's bounds, in place."""
+        low = getattr(self.model, "action_low", None)
+        high = getattr(self.model, "action_high", None)
+        if low is not None or high is not None:
+            actions.clamp_(min=low, max=high)
+        return actions
+
+    def offer(
+        self, st: Any, actions: torch.Tensor, states: torch.Tensor, costs: torch.Tensor
+    ) -> None:
+        """Keep the lowest-true-cost candidate; ``costs`` are terminal rollout costs ``[P]``."""
+        cost, i = costs.detach().min(0)
+        a, s = actions.detach()[i], states.detach()[i]
+        best: _Best | None = st.best
+        if best is None:
+            st.best = _Best(cost, a.clone(), s.clone())
+            return
+        better = cost < best.cost  # NaN never wins
+        best.cost = torch.where(better, cost, best.cost)
+        best.actions = torch.where(better, a, best.actions)
+        best.states = torch.where(better, s, best.states)
+
+    def plan(
+        self,
+        start: torch.Tensor,
+        goal: torch.Tensor,
+        warm_start: Plan | None = None,
+        max_iters: int | None = None,
+        deadline: float | None = None,
+        callback: Callback | None = None,
+        callback_every: int = 1,
+    ) -> Plan:
+        """Plan from latent ``start`` to latent ``goal`` (each ``[*latent_shape]``).
+
+        Runs at most ``max_iters`` iterations (default: the config's ``iterations``) and stops
+        early so that the answer is ready within ``deadline`` seconds of wall clock when one is
+        given; the best plan found so far is returned, never a half-updated one.
+        """
+        t0 = time.perf_counter()
+        calls0 = self.model_calls
+        s0, g = self._check_latent("start", start), self._check_latent("goal", goal)
+        warm = self._fit_warm(warm_start, g)
+        budget = self.config.iterations if max_iters is None else int(max_iters)
+        if budget < 0:
+            raise ValueError(f"max_iters must be >= 0, got {max_iters}")
+        if deadline is not None and not deadline >= 0:
+            raise ValueError(f"deadline must be a number of seconds >= 0, got {deadline}")
+        sync_cuda = deadline is not None and self.device.type == "cuda"
+        paused, iter_seconds, it = 0.0, 0.0, 0
+        with torch.enable_grad():
+            st = self._init(s0, g, warm)
+            st.best = None
+            while it < budget:
+                now = time.perf_counter() - t0 - paused
+                if deadline is not None and now + iter_seconds + self._finish_seconds > deadline:
+                    break
+                self._step(st, it)
+                it += 1
+                if sync_cuda:
+                    torch.cuda.synchronize()
+                spent = time.perf_counter() - t0 - paused - now
+                iter_seconds = spent if it == 1 else 0.7 * iter_seconds + 0.3 * spent
+                if callback is not None and it % callback_every == 0:
+                    c0 = time.perf_counter()
+                    snapshot = functools.partial(self._result, st, s0, g, it, t0 + paused)
+                    stop = callback(it, c0 - t0 - paused, snapshot)
+                    paused += time.perf_counter() - c0
+                    if stop:
+                        break
+        f0 = time.perf_counter()
+        plan = self._result(st, s0, g, it, t0 + paused)
+        self._finish_seconds = time.perf_counter() - f0
+        plan.warm_started = warm is not None
+        plan.model_calls = self.model_calls - calls0
+        return plan
+
+    @torch.no_grad()
+    def _result(self, st: Any, s0: torch.Tensor, g: torch.Tensor, it: int, t0: float) -> Plan:
+        actions, states = self._candidates(st)
+        roll = self.rollout(s0.expand(actions.shape[0], *s0.shape), actions)
+        self.offer(
+            st, actions, states if states is not None else roll, latent_mse(roll[:, -1], g, 1)
+        )
+        best: _Best = st.best
+        rollout = self.rollout(s0[None], best.actions[None])[0]
+        if not (torch.isfinite(rollout).all() and torch.isfinite(best.actions).all()):
+            raise ValueError(
+                f"{self.name}: the world model returned non-finite latents (NaN or inf) while "
+                "planning; check the model and its inputs"
+            )
+        return Plan(
+            actions=best.actions.clone(),
+            states=best.states.clone(),
+            rollout=rollout,
+            cost=float(latent_mse(rollout[-1], g, 0)),
+            iterations=it,
+            solve_time=time.perf_counter() - t0,
+            planner=self.name,
+        )
+
+    def _check_latent(self, what: str, z: torch.Tensor) -> torch.Tensor:
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        if tuple(z.shape) == (1, *self.latent_shape):
+            z = z[0]
+        if tuple(z.shape) != self.latent_shape:
+            raise ValueError(
+                f"{what} latent has shape {tuple(z.shape)}, but the model's latent_shape is "
+                f"{self.latent_shape}"
+            )
+        if not torch.isfinite(z).all():
+            raise ValueError(f"{what} latent contains NaN or inf")
+        return z.detach()
+
+    def _fit_warm(self, warm: Plan | None, goal: torch.Tensor) -> Plan | None:
+        if warm is None:
+            return None
+        if (
+            tuple(warm.states.shape[1:]) != self.latent_shape
+            or warm.actions.shape[1] != self.action_dim
+        ):
+            raise ValueError(
+                f"warm start has latents {tuple(warm.states.shape[1:])} and actions of size "
+                f"{warm.actions.shape[1]}; the model has {self.latent_shape} and {self.action_dim}"
+            )
+        warm = warm.resized(self.horizon)
+        dev = self.device
+        return dataclasses.replace(
+            warm,
+            actions=warm.actions.to(dev, torch.float32),
+            states=warm.states.to(dev, torch.float32),
+            rollout=warm.rollout.to(dev, torch.float32),
+        )
+
+    def generator(self) -> torch.Generator:
+        """A fresh generator seeded from the config: the same inputs give the same plan."""
+        return torch.Generator(device=self.device).manual_seed(int(self.config.seed))
+
+
+def interpolate(s0: torch.Tensor, goal: torch.Tensor, horizon: int) -> torch.Tensor:
+    """Straight line s_0 -> g in latent space: ``[T+1, *L]`` with s_0 and g at the ends."""
+    w = torch.linspace(0.0, 1.0, horizon + 1, device=s0.device).reshape(-1, *[1] * s0.dim())
+    return s0 + w * (goal - s0)

@@ -1,0 +1,66 @@
+"""GD: gradient descent on the actions through the serial rollout (the paper's GD baseline).
+
+Minimises ||F^T(s_0, a) - g||^2 by backpropagating through T composed model calls, so each
+iteration is T serial calls and the gradient passes through every state Jacobian D_s F: slow
+and ill-conditioned at long horizons, which is what GRASP is measured against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .base import Plan, Planner, _Best, knob, latent_mse
+
+
+@dataclass
+class GDConfig:
+    """GD settings."""
+
+    iterations: int = knob(100, "iteration cap per plan call", low=0, high=100000)
+    lr: float = knob(0.05, "Adam step size for actions", low=0.0, high=10.0)
+    seed: int = knob(
+        0,
+        "unused by GD's deterministic updates; kept for a uniform interface",
+        low=0,
+        high=2**31 - 1,
+    )
+
+
+@dataclass
+class _State:
+    s0: torch.Tensor
+    goal: torch.Tensor
+    actions: torch.Tensor  # [1, T, A], leaf
+    opt: torch.optim.Optimizer
+    best: _Best | None = None
+
+
+class GDPlanner(Planner):
+    """Adam on the terminal loss of the serial rollout, actions projected onto bounds."""
+
+    name = "gd"
+    Config = GDConfig
+    config: GDConfig
+
+    def _init(self, s0: torch.Tensor, goal: torch.Tensor, warm: Plan | None) -> _State:
+        if warm is not None:
+            actions = warm.actions[None].clone()
+        else:
+            actions = torch.zeros(1, self.horizon, self.action_dim, device=s0.device)
+        self.clamp_actions(actions).requires_grad_(True)
+        return _State(s0, goal, actions, torch.optim.Adam([actions], lr=self.config.lr))
+
+    def _step(self, st: _State, it: int) -> None:
+        st.opt.zero_grad(set_to_none=True)
+        roll = self.rollout(st.s0[None], st.actions)
+        cost = latent_mse(roll[:, -1], st.goal, 1)
+        self.offer(st, st.actions, roll, cost)
+        cost.sum().backward()
+        st.opt.step()
+        with torch.no_grad():
+            self.clamp_actions(st.actions)
+
+    def _candidates(self, st: _State) -> tuple[torch.Tensor, None]:
+        return st.actions.detach(), None

@@ -223,3 +223,26 @@ def test_from_params_rejects_unknown_keys_and_builds_from_a_factory() -> None:
         }
     )
     assert rt.planner.horizon == 7 and rt.planner.config.goal_weight == 2.0
+
+
+def test_output_fields_build_valid_messages(world) -> None:
+    from grasp_ros.control.outputs import action_fields, status_fields, trajectory_fields
+    from grasp_ros.io import messages
+
+    model, rt = world
+    rt.on_image(image(model, (-0.4, 0.1)), 0.0)
+    rt.on_goal(image(model, (0.4, -0.1)), 0.0)
+    cmd = rt.tick(0.0)
+    traj = messages.virtual_trajectory_msg(
+        stamp_sec=0.0, frame_id="map", **trajectory_fields(cmd.plan, model)
+    )
+    assert traj.horizon == 10 and len(traj.positions) == 11 and traj.planner == "grasp"
+    assert list(traj.latent_shape) == [32] and len(traj.virtual_states) == 11 * 32
+    status = messages.planner_status_msg(stamp_sec=0.0, **status_fields(cmd, rt.stats))
+    assert status.status == Status.OK and status.tick == cmd.tick
+    action = messages.action_command_msg(stamp_sec=0.0, **action_fields(cmd))
+    np.testing.assert_array_equal(action.action, cmd.action)
+    store = messages.typestore()
+    for msg in (traj, status, action):
+        data = store.serialize_cdr(msg, msg.__msgtype__)
+        assert store.deserialize_cdr(data, msg.__msgtype__).header == msg.header

@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/grasp-ros-demo $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check grasp_ros test launch setup.py
+	$(BIN)/ruff check .
 
 test: lint
 	$(BIN)/python -m pytest -q test

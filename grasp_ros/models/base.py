@@ -112,13 +112,13 @@ def check_world_model(model: nn.Module, image_size: tuple[int, int] = (64, 64)) 
         images = torch.rand(2, 3, h, w, device=device)
         try:
             z = model.encode(images)
-        except Exception as exc:  # noqa: BLE001 - we re-raise with context
+        except Exception as exc:
             raise ValueError(f"encode() failed on a [2, 3, {h}, {w}] image batch: {exc}") from exc
         _check_tensor("encode()", z, (2, *latent_shape))
         a = torch.zeros(2, int(model.action_dim), device=device)
         try:
             z_next = model(z, a)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ValueError(f"forward() failed on latents {tuple(z.shape)}: {exc}") from exc
         _check_tensor("forward()", z_next, (2, *latent_shape))
 

@@ -1,0 +1,121 @@
+"""grasp-ros-demo end to end on a tiny configuration: every output exists and reads back."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from grasp_ros.io import messages
+from grasp_ros.io.bags import BagReader
+from grasp_ros.io.images import image_msg_to_rgb
+from grasp_ros.tools import demo
+
+# The analytic world: no checkpoint needed, plans in milliseconds. It was not trained on the
+# Wall images, so the test checks the plumbing, not whether the agent gets there.
+ANALYTIC = "grasp_ros.models.analytic:PointWallModel"
+TINY = ["--model", ANALYTIC, "--horizon", "6", "--episodes", "1", "--max-ticks", "4"]
+
+
+def test_demo_writes_gif_plot_bag_and_summary(tmp_path, capsys) -> None:
+    out = tmp_path / "demo"
+    assert demo.main([*TINY, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "episode 1:" in printed and str(out) in printed
+
+    summary = json.loads((out / "summary.json").read_text())
+    (episode,) = summary["episodes"]
+    assert episode["ticks"] == 4 and episode["end"] in ("tick limit", "success")
+    assert episode["final_distance"] >= 0 and episode["optimal_steps"] >= 1
+    assert summary["ticks"] == 4 and summary["mode"] == "fast"
+    assert summary["params"]["budget"] == "iterations" and summary["params"]["horizon"] == 6
+    assert summary["params"]["model"] == ANALYTIC and summary["device"] == "cpu"
+    assert set(summary["solve_time_ms"]) == {"p50", "p90", "p99", "max"}
+    assert summary["solve_time_ms"]["p50"] > 0
+    assert {"torch", "rosbags", "grasp_ros"} <= set(summary["versions"])
+
+    gif = Image.open(out / "demo.gif")
+    assert gif.n_frames >= 5  # one per tick and the end card
+    assert gif.size[0] == demo.WIDTH
+    assert Image.open(out / "ticks.png").size[0] > 0
+
+    with BagReader(out / "rosbag") as bag:
+        assert len(list((out / "rosbag").glob("*.mcap"))) == 1
+        assert bag.topics == {
+            demo.CAMERA: messages.IMAGE,
+            demo.GOAL_IMAGE: messages.IMAGE,
+            demo.POSE: "geometry_msgs/msg/PoseStamped",
+            demo.TASK: "std_msgs/msg/String",
+            demo.EXECUTED: messages.ACTION_COMMAND,
+            demo.ACTION: messages.ACTION_COMMAND,
+            demo.PLAN: messages.VIRTUAL_TRAJECTORY,
+            demo.STATUS: messages.PLANNER_STATUS,
+        }
+        per_tick = (demo.CAMERA, demo.POSE, demo.EXECUTED, demo.ACTION, demo.PLAN, demo.STATUS)
+        assert all(bag.message_counts[t] == 4 for t in per_tick)
+        assert bag.message_counts[demo.GOAL_IMAGE] == bag.message_counts[demo.TASK] == 1
+        msgs = list(bag.messages())
+    camera = [m for m in msgs if m.topic == demo.CAMERA]
+    assert [m.stamp_ns for m in camera] == [0, 100_000_000, 200_000_000, 300_000_000]
+    assert image_msg_to_rgb(camera[0].msg).shape == (64, 64, 3)
+    assert camera[0].msg.header.frame_id == demo.CAMERA_FRAME
+    plan = next(m.msg for m in msgs if m.topic == demo.PLAN)
+    assert plan.horizon == 6 and list(plan.latent_shape) == [32]
+    assert len(plan.virtual_states) == 7 * 32 and len(plan.positions) == 7
+    assert plan.header.frame_id == "map"
+    task = json.loads(next(m.msg for m in msgs if m.topic == demo.TASK).data)
+    assert task["env"] == "wall" and len(task["goal_state"]) == 3
+    pose = next(m.msg for m in msgs if m.topic == demo.POSE)
+    np.testing.assert_allclose(
+        [pose.pose.position.x, pose.pose.position.y], task["start_state"][:2]
+    )
+    status = [m.msg.status for m in msgs if m.topic == demo.STATUS]
+    assert status == [messages.status_codes()["OK"]] * 4
+
+
+def test_rerun_replaces_outputs_and_realtime_uses_the_deadline_budget(tmp_path) -> None:
+    out = tmp_path / "demo"
+    assert demo.main([*TINY, "--out", str(out)]) == 0
+    args = [*TINY, "--episodes", "2", "--max-ticks", "2", "--realtime", "--no-gif"]
+    assert demo.main([*args, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "realtime" and summary["params"]["budget"] == "deadline"
+    assert [e["seed"] for e in summary["episodes"]] == [0, 1]
+    assert not (out / "demo.gif").exists()  # no stale animation from the first run
+    with BagReader(out / "rosbag") as bag:
+        assert bag.message_counts[demo.CAMERA] == 4 and bag.message_counts[demo.TASK] == 2
+
+
+def test_params_file_and_flags_set_the_runtime(tmp_path) -> None:
+    params = tmp_path / "p.yaml"
+    params.write_text(
+        "/**:\n  ros__parameters:\n    planner: cem\n    cem:\n      samples: 20\n      elites: 4\n"
+    )
+    out = tmp_path / "demo"
+    assert demo.main([*TINY, "--params", str(params), "--no-gif", "--out", str(out)]) == 0
+    used = json.loads((out / "summary.json").read_text())["params"]
+    assert used["planner"] == "cem" and used["cem.samples"] == 20
+    assert demo.main([*TINY, "--params", str(params), "--planner", "gd", "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["params"]["planner"] == "gd"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "no_such_model"], "no world model 'no_such_model'"),
+        (["--model", ANALYTIC, "--params", "missing.yaml"], "missing.yaml does not exist"),
+    ],
+)
+def test_bad_input_gives_one_error_line(tmp_path, capsys, argv, message) -> None:
+    assert demo.main([*argv, "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("grasp-ros-demo: error:") and message in err[0]
+
+
+def test_bad_flags_exit_with_usage(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(["--episodes", "0"])
+    assert exit_info.value.code == 2
+    assert "--episodes must be at least 1" in capsys.readouterr().err

@@ -1,0 +1,204 @@
+"""planner_node: camera image and goal image in, an action every control tick out.
+
+A thin shell around `grasp_ros.control.PlannerRuntime`: it converts messages, calls the
+runtime, and publishes ``action``, ``status``, ``plan`` (when someone listens), ``cmd_vel`` (when
+enabled) and ``/diagnostics``. Parameters are declared from the runtime's schema; a live change
+goes through ``PlannerRuntime.set_params``, so ``ros2 param set`` is refused with the schema's
+reason, and a new horizon or planner is built without a restart.
+
+Threads (a MultiThreadedExecutor): image callbacks, the control timer and the parameter and
+reset services each have their own callback group. An image callback converts the image and
+leaves it, with its stamp, in a one-slot inbox under a lock held for a pointer swap; the tick
+empties the inbox and hands the newest image to the runtime itself. So only the timer thread
+feeds and ticks the runtime, and camera callbacks never wait behind a planning step. Parameter
+changes, ``~/reset`` and shutdown take the runtime lock and so wait for a running tick to end.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+from cv_bridge import CvBridge
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.time import Time
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+
+from grasp_ros.control import PlannerRuntime, Status
+from grasp_ros.control.outputs import action_fields, status_fields, trajectory_fields
+from grasp_ros.control.params import SCHEMA
+from grasp_ros.control.runtime import Command
+from grasp_ros.io.messages import time_to_sec
+from grasp_ros.msg import ActionCommand, PlannerStatus, VirtualTrajectory
+from grasp_ros.nodes import messages as M
+from grasp_ros.nodes import ros
+from grasp_ros.nodes import values as V
+
+#: Seconds of ROS time between two /diagnostics messages.
+DIAGNOSTICS_PERIOD = 1.0
+
+
+class PlannerNode(Node):
+    """The planner as a ROS 2 node (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__("planner_node")
+        self.runtime = PlannerRuntime.from_params(ros.declare(self, SCHEMA.values()))
+        V.check_twist_mapping(self.runtime.params, self.runtime.model.action_dim)
+        self._bridge = CvBridge()
+        self._lock = threading.Lock()
+        self._inbox_lock = threading.Lock()
+        self._inbox: dict[str, tuple[np.ndarray, float]] = {}
+        self._stopped = False
+        self._diag_base: tuple[float, int, int] | None = None
+        sensors, control = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
+        for topic, qos in (("image", ros.SENSOR_QOS), ("goal_image", ros.LATCHED_QOS)):
+            self.create_subscription(
+                Image, topic, lambda m, t=topic: self._receive(t, m), qos, callback_group=sensors
+            )
+        self._action_pub = self.create_publisher(ActionCommand, "action", 10)
+        self._status_pub = self.create_publisher(PlannerStatus, "status", 10)
+        self._plan_pub = self.create_publisher(VirtualTrajectory, "plan", 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._twist_pub = None
+        self._timer = self.create_timer(self.runtime.period, self._tick, callback_group=control)
+        self.create_service(Trigger, "~/reset", self._reset)
+        ros.on_set_parameters(self, SCHEMA, self._apply)
+        p = self.runtime.params
+        self.get_logger().info(
+            f"planning with {p['planner']} on {p['model']} ({self.runtime.device}), horizon "
+            f"{p['horizon']}, {p['control_rate']:g} Hz"
+        )
+
+    # -- inputs -----------------------------------------------------------------------------
+    def _receive(self, topic: str, msg: Image) -> None:
+        try:
+            rgb = self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+        except (TypeError, ValueError, RuntimeError) as exc:  # CvBridgeError is a TypeError
+            self.get_logger().warning(
+                f"dropped a {topic} message: {exc}", throttle_duration_sec=5.0
+            )
+            return
+        with self._inbox_lock:
+            self._inbox[topic] = (rgb, time_to_sec(msg.header.stamp))
+
+    def _feed(self, inbox: dict[str, tuple[np.ndarray, float]]) -> None:
+        for topic, (rgb, stamp) in inbox.items():
+            try:
+                if topic == "goal_image":
+                    self.runtime.on_goal(rgb, stamp)
+                    self.get_logger().info("new goal image", throttle_duration_sec=5.0)
+                else:
+                    self.runtime.on_image(rgb, stamp)
+            except ValueError as exc:
+                self.get_logger().warning(f"ignored a {topic}: {exc}", throttle_duration_sec=5.0)
+
+    # -- the control tick -------------------------------------------------------------------
+    def _tick(self) -> None:
+        now = self.get_clock().now()
+        with self._inbox_lock:
+            inbox, self._inbox = self._inbox, {}
+        with self._lock:
+            if self._stopped:
+                return
+            self._feed(inbox)
+            misses = self.runtime.stats.deadline_misses
+            cmd = self.runtime.tick(now.nanoseconds * 1e-9)
+            self._publish(cmd, now)
+            self._log(cmd, missed=self.runtime.stats.deadline_misses > misses)
+            self._diagnose(cmd, now)
+
+    def _publish(self, cmd: Command, now: Time) -> None:
+        params, stamp = self.runtime.params, now.to_msg()
+        self._action_pub.publish(M.action_msg(action_fields(cmd), M.header(stamp)))
+        status = status_fields(cmd, self.runtime.stats)
+        self._status_pub.publish(M.status_msg(status, M.header(stamp)))
+        if params["cmd_vel.enabled"]:
+            if self._twist_pub is None:
+                self._twist_pub = self.create_publisher(Twist, "cmd_vel", 10)
+            self._twist_pub.publish(M.twist_msg(V.twist_from_action(cmd.action, params)))
+        if cmd.plan is not None and self._plan_pub.get_subscription_count() > 0:
+            fields = trajectory_fields(cmd.plan, self.runtime.model)
+            hdr = M.header(M.time_msg(V.plan_stamp(cmd)), params["frame_id"])
+            self._plan_pub.publish(M.trajectory_msg(fields, hdr))
+
+    def _log(self, cmd: Command, missed: bool) -> None:
+        log = self.get_logger()
+        if missed:
+            log.warning(
+                f"missed the {self.runtime.params['control_rate']:g} Hz control rate: the tick "
+                f"took {self.runtime.stats.tick_times[-1]:.3f} s of a {self.runtime.period:.3f} s "
+                f"period (planning {cmd.solve_time:.3f} s, {cmd.iterations} iterations)",
+                throttle_duration_sec=1.0,
+            )
+        if cmd.status is Status.PLANNER_ERROR:
+            log.error(f"planner failed, robot stopped: {cmd.message}", throttle_duration_sec=2.0)
+        elif cmd.status is Status.GOAL_REACHED:
+            log.info(cmd.message, throttle_duration_sec=5.0)
+        elif cmd.is_stop:
+            log.warning(
+                f"robot stopped ({cmd.status.name}): {cmd.message}", throttle_duration_sec=5.0
+            )
+
+    def _diagnose(self, cmd: Command, now: Time) -> None:
+        t, stats = now.nanoseconds * 1e-9, self.runtime.stats
+        if self._diag_base is None or t < self._diag_base[0]:
+            self._diag_base = (t, stats.ticks, stats.deadline_misses)
+            return
+        t0, ticks, misses = self._diag_base
+        if t - t0 < DIAGNOSTICS_PERIOD:
+            return
+        params, device = self.runtime.params, str(self.runtime.device)
+        diag = V.diagnostic(
+            cmd,
+            stats.summary(),
+            rate=(stats.ticks - ticks) / (t - t0),
+            control_rate=params["control_rate"],
+            new_misses=stats.deadline_misses - misses,
+            device=device,
+            planner=params["planner"],
+        )
+        name = f"{self.get_fully_qualified_name()}: planner"
+        self._diag_pub.publish(M.diagnostic_array(diag, now.to_msg(), name, device))
+        self._diag_base = (t, stats.ticks, stats.deadline_misses)
+
+    # -- parameters, services, shutdown -----------------------------------------------------
+    def _apply(self, changes: dict[str, Any]) -> None:
+        with self._lock:
+            V.check_twist_mapping({**self.runtime.params, **changes}, self.runtime.model.action_dim)
+            ok, reason = self.runtime.set_params(changes)
+            if not ok:
+                raise ValueError(reason)
+            if "control_rate" in changes:
+                self._timer.timer_period_ns = round(self.runtime.period * 1e9)
+
+    def _reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            self.runtime.reset()
+            self._diag_base = None
+        response.success, response.message = True, "dropped the warm start and the statistics"
+        return response
+
+    def on_shutdown(self) -> None:
+        """Publish a stop command (PLANNER_ERROR: no planner is running) and tick no more."""
+        with self._lock:
+            self._stopped = True
+            now = self.get_clock().now()
+            msg = "planner_node is shutting down"
+            self._publish(
+                self.runtime.stop_command(now.nanoseconds * 1e-9, Status.PLANNER_ERROR, msg), now
+            )
+
+
+def main(args: list[str] | None = None) -> int:
+    return ros.run(PlannerNode, "planner_node", args, lambda: MultiThreadedExecutor(num_threads=3))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,420 @@
+"""grasp-ros-record-sim: record the built-in simulator into a rosbag2, as a robot would.
+
+The bag is what a robot log looks like to the planner: ``camera/image_raw`` (rgb8, frame
+``camera``) at the camera rate with capture jitter and transport latency, and optionally a
+dropout that starves the planner's image watchdog; ``goal_image`` once at the start. On top,
+the ground truth a robot does not have: ``sim/task`` (the task as JSON), ``sim/pose`` (the
+agent's position at every control step) and ``sim/executed_action`` (what the agent did).
+``grasp-ros-replay`` reads all of it back and scores the recorded run.
+
+Timeline: the agent acts at the control rate; the action chosen at step k moves the agent over
+the period ``[k dt, (k+1) dt)`` and the new position holds from ``(k+1) dt``. A camera frame
+shows the position at its capture time, carries that time in its header, and enters the bag
+``latency`` (plus jitter) later, as a transport would deliver it. Time starts at
+``--start-time`` (a fixed Unix time, so the same arguments always give the same bag).
+
+Agents:
+
+- ``expert``: follows the shortest path (the world's BFS distance field), from ground truth.
+- ``random``: holds random actions for random spells, like the training data's exploration.
+- ``planner``: the PlannerRuntime in closed loop on the camera images, with the same
+  parameters as the robot; it always uses the fixed-iterations budget, because simulated time
+  does not pass while it plans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from grasp_ros.control import Command, PlannerRuntime
+from grasp_ros.envs import ENVS, PointEnv, Task, make_env
+from grasp_ros.io.bags import STORAGES, BagError, write_bag
+from grasp_ros.io.messages import ACTION_COMMAND, IMAGE, action_command_msg, image_msg, stamp_to_ns
+from grasp_ros.tools import sim_topics as topics
+from grasp_ros.tools.replay import add_param_arguments, params_from_cli
+
+AGENTS = ("expert", "random", "planner")
+DEFAULT_START_TIME = 1_700_000_000.0
+#: Cells of the shortest path the expert aims ahead: one step moves ``speed`` = 2 cells.
+EXPERT_LOOKAHEAD = 2
+
+Policy = Callable[[float, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """When frames are captured and when they reach the bag (seconds, relative to the start).
+
+    Attributes:
+        rate: nominal frames per second.
+        jitter: standard deviation of the capture time around its nominal slot, and of the
+            extra transport delay.
+        latency: mean delay from capture to the bag's receive time.
+        dropout: ``(start, duration)`` of an interval with no frames, or None.
+    """
+
+    rate: float = 30.0
+    jitter: float = 0.002
+    latency: float = 0.005
+    dropout: tuple[float, float] | None = None
+
+    def frames(self, duration: float, rng: np.random.Generator) -> list[tuple[float, float]]:
+        """``(capture, receive)`` times of the frames captured in ``[0, duration)``."""
+        period = 1.0 / self.rate
+        nominal = np.arange(0.0, duration, period)
+        wobble = np.clip(rng.normal(0.0, self.jitter, len(nominal)), -period / 3, period / 3)
+        capture = np.clip(nominal + wobble, 0.0, None)
+        receive = capture + self.latency + np.abs(rng.normal(0.0, self.jitter, len(nominal)))
+        keep = np.ones(len(nominal), dtype=bool)
+        if self.dropout is not None:
+            start, length = self.dropout
+            keep = (capture < start) | (capture >= start + length)
+        return [(float(c), float(r)) for c, r in zip(capture[keep], receive[keep], strict=True)]
+
+
+@dataclass
+class Recording:
+    """What was recorded: counts and the outcome by ground truth."""
+
+    path: Path
+    task: Task
+    steps: int
+    frames: int
+    dropped_frames: int
+    final_state: np.ndarray
+    success: bool
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+def expert_policy(env: PointEnv, task: Task) -> Policy:
+    """Shortest-path follower on ground truth: aims a few cells ahead along the BFS path.
+
+    The BFS path may cut a wall corner diagonally, which the non-sliding Wall dynamics stop
+    dead; then the action is split into its axis moves and the first that is free is taken.
+    """
+    dist = env._distance_field(task.goal_state)
+    goal = np.asarray(task.goal_state, dtype=np.float64)[:2]
+    scale = dist.shape[0] / env.world_size
+
+    def policy(_t: float, state: np.ndarray) -> np.ndarray:
+        cell = _nearest_reachable_cell(dist, state[:2] * scale)
+        path = _descend(dist, cell)
+        if len(path) <= EXPERT_LOOKAHEAD + 1:
+            target = goal
+        else:
+            row, col = path[EXPERT_LOOKAHEAD]
+            target = (np.array([col, row]) + 0.5) / scale
+        a = np.clip((target - state[:2]) / env.speed, env.action_low, env.action_high)
+        options = np.array([a, [0.0, a[1]], [a[0], 0.0]])
+        nxt = env.step_states(np.repeat(state[None], len(options), 0), options)
+        free = np.linalg.norm(nxt[:, :2] - state[:2] - env.speed * options, axis=1) < 1e-9
+        moved = np.linalg.norm(nxt[:, :2] - state[:2], axis=1) > 1e-9
+        usable = free & moved
+        return options[int(np.argmax(usable))] if usable.any() else a
+
+    return policy
+
+
+def _nearest_reachable_cell(dist: np.ndarray, xy: np.ndarray) -> tuple[int, int]:
+    """The grid cell ``(row, col)`` under ``xy``, or its closest-to-goal neighbour if blocked."""
+    n = dist.shape[0]
+    col, row = (int(v) for v in np.clip(np.floor(xy), 0, n - 1))
+    if np.isfinite(dist[row, col]):
+        return row, col
+    around = [
+        (r, c)
+        for r in range(max(row - 1, 0), min(row + 2, n))
+        for c in range(max(col - 1, 0), min(col + 2, n))
+    ]
+    return min(around, key=lambda rc: dist[rc])
+
+
+def _descend(dist: np.ndarray, cell: tuple[int, int]) -> list[tuple[int, int]]:
+    """Cells from ``cell`` to the goal, each step to the 8-neighbour nearest the goal."""
+    n = dist.shape[0]
+    path = [cell]
+    while dist[cell] > 0:
+        row, col = cell
+        nxt = min(
+            (
+                (r, c)
+                for r in range(max(row - 1, 0), min(row + 2, n))
+                for c in range(max(col - 1, 0), min(col + 2, n))
+            ),
+            key=lambda rc: dist[rc],
+        )
+        if not dist[nxt] < dist[cell]:
+            break
+        path.append(nxt)
+        cell = nxt
+    return path
+
+
+def random_policy(env: PointEnv, seed: int, switch_prob: float = 0.15) -> Policy:
+    """Random actions held for random spells (resampled with ``switch_prob`` each step)."""
+    rng = np.random.default_rng(seed)
+    held = rng.uniform(env.action_low, env.action_high)
+
+    def policy(_t: float, _state: np.ndarray) -> np.ndarray:
+        nonlocal held
+        if rng.random() < switch_prob:
+            held = rng.uniform(env.action_low, env.action_high)
+        return held.copy()
+
+    return policy
+
+
+def record(
+    out: str | Path,
+    env: PointEnv,
+    task: Task,
+    policy: Policy | PlannerRuntime,
+    *,
+    duration: float,
+    control_rate: float,
+    camera: CameraModel | None = None,
+    seed: int = 0,
+    start_time: float = DEFAULT_START_TIME,
+    storage: str = "mcap",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Recording:
+    """Simulate ``task`` for ``duration`` seconds and write the bag ``out`` (atomically).
+
+    ``policy`` is a function ``(time, ground-truth state) -> action`` or, for a planner-driven
+    agent, a PlannerRuntime that sees only the camera frames delivered so far.
+    """
+    if duration <= 0 or control_rate <= 0:
+        raise ValueError(f"duration ({duration}) and control rate ({control_rate}) must be > 0")
+    camera = camera or CameraModel()
+    rng = np.random.default_rng(seed)
+    dt = 1.0 / control_rate
+    steps = max(1, round(duration * control_rate))
+    frames = camera.frames(steps * dt, rng)
+    nominal = len(np.arange(0.0, steps * dt, 1.0 / camera.rate))
+    runtime = policy if isinstance(policy, PlannerRuntime) else None
+    if runtime is not None:
+        runtime.on_goal(task.goal_image, start_time)
+    states = [np.asarray(task.start_state, dtype=np.float64)]
+    statuses: dict[str, int] = {}
+    frame_i = 0
+    with write_bag(out, storage=storage, overwrite=overwrite) as bag:
+        for topic, msgtype in (
+            (topics.TASK_TOPIC, topics.STRING),
+            (topics.GOAL_TOPIC, IMAGE),
+            (topics.CAMERA_TOPIC, IMAGE),
+            (topics.POSE_TOPIC, topics.POSE_STAMPED),
+            (topics.EXECUTED_ACTION_TOPIC, ACTION_COMMAND),
+        ):
+            bag.add_topic(topic, msgtype)
+        t0_ns = stamp_to_ns(start_time)
+        bag.write(topics.TASK_TOPIC, topics.task_msg(env, task), t0_ns)
+        bag.write(
+            topics.GOAL_TOPIC, image_msg(task.goal_image, start_time, topics.CAMERA_FRAME), t0_ns
+        )
+
+        def deliver_frames(until: float) -> None:
+            """Write (and show the planner) every frame received up to ``until``."""
+            nonlocal frame_i
+            while frame_i < len(frames) and frames[frame_i][1] <= until:
+                capture, receive = frames[frame_i]
+                shown = states[min(int(capture / dt), len(states) - 1)]
+                rgb = env.render_states(shown[None])[0]
+                stamp = start_time + capture
+                bag.write(
+                    topics.CAMERA_TOPIC,
+                    image_msg(rgb, stamp, topics.CAMERA_FRAME),
+                    stamp_to_ns(start_time + receive),
+                )
+                if runtime is not None:
+                    runtime.on_image(rgb, stamp)
+                frame_i += 1
+
+        for k in tqdm(range(steps), desc="simulating", unit="step", disable=not progress):
+            t = k * dt
+            deliver_frames(t)
+            state = states[-1]
+            stamp = start_time + t
+            bag.write(topics.POSE_TOPIC, topics.pose_msg(state, stamp), stamp_to_ns(stamp))
+            if runtime is not None:
+                cmd: Command = runtime.tick(stamp)
+                statuses[cmd.status.name] = statuses.get(cmd.status.name, 0) + 1
+                action = cmd.action
+            else:
+                action = policy(t, state)
+            action = np.asarray(action, dtype=np.float32)
+            bag.write(
+                topics.EXECUTED_ACTION_TOPIC,
+                action_command_msg(stamp_sec=stamp, action=action, dt=dt, step_index=0),
+                stamp_to_ns(stamp),
+            )
+            states.append(env.step_states(state[None], action[None])[0])
+        deliver_frames(math.inf)
+        end = start_time + steps * dt
+        bag.write(topics.POSE_TOPIC, topics.pose_msg(states[-1], end), stamp_to_ns(end))
+    return Recording(
+        path=Path(out),
+        task=task,
+        steps=steps,
+        frames=len(frames),
+        dropped_frames=nominal - len(frames),
+        final_state=states[-1],
+        success=env.success(states[-1], task.goal_state),
+        statuses=statuses,
+    )
+
+
+# -- command line -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The grasp-ros-record-sim argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="grasp-ros-record-sim",
+        description="Run the built-in simulator with a scripted or planner-driven agent and "
+        "record a rosbag2 like a robot's: camera/image_raw (rgb8, 30 Hz with jitter, optional "
+        "dropout), goal_image, and ground truth on sim/task, sim/pose and "
+        "sim/executed_action. Replay it with grasp-ros-replay.",
+        epilog="examples:\n  grasp-ros-record-sim sim_bag\n"
+        "  grasp-ros-record-sim sim_bag --agent planner --params config/planner.yaml\n"
+        "  grasp-ros-record-sim drop_bag --dropout 1.0:0.8 --storage sqlite3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("out", help="output bag directory (refused if it exists, unless --force)")
+    parser.add_argument(
+        "--env",
+        choices=sorted(ENVS),
+        help="world (default: the planner model's world with --agent planner, else wall)",
+    )
+    parser.add_argument("--agent", choices=AGENTS, default="expert", help="default: %(default)s")
+    parser.add_argument(
+        "--task-horizon",
+        type=int,
+        default=20,
+        help="task difficulty: its shortest path takes 75-100%% of this many steps "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the task, camera jitter and random agent"
+    )
+    parser.add_argument(
+        "--duration", type=float, help="seconds to simulate (default: 1.5 x the task horizon)"
+    )
+    parser.add_argument(
+        "--control-rate", type=float, help="agent steps per second (default: control_rate, 10)"
+    )
+    parser.add_argument("--camera-rate", type=float, default=30.0, help="default: %(default)s Hz")
+    parser.add_argument(
+        "--jitter", type=float, default=0.002, help="capture/transport jitter std, s (%(default)s)"
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.005, help="capture to bag delay, s (%(default)s)"
+    )
+    parser.add_argument(
+        "--dropout",
+        metavar="START:LENGTH",
+        help="no camera frames for LENGTH seconds from START seconds (exercises the watchdog)",
+    )
+    parser.add_argument(
+        "--image-size", type=int, help="camera image side, px (default: the model's, else 64)"
+    )
+    parser.add_argument("--storage", choices=sorted(STORAGES), default="mcap")
+    parser.add_argument(
+        "--start-time",
+        type=float,
+        default=DEFAULT_START_TIME,
+        help="Unix time of the first message (default: %(default)s, fixed so that runs repeat)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing bag")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_param_arguments(parser)
+    return parser
+
+
+def _parse_dropout(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    start, sep, length = text.partition(":")
+    try:
+        values = (float(start), float(length))
+    except ValueError:
+        values = (math.nan, math.nan)
+    if not sep or not all(math.isfinite(v) and v >= 0 for v in values) or values[1] == 0:
+        raise ValueError(f"--dropout {text!r}: expected START:LENGTH in seconds, e.g. 1.0:0.5")
+    return values
+
+
+def _setup(args: argparse.Namespace) -> tuple[PointEnv, Policy | PlannerRuntime, float, Task]:
+    """The world, the agent, the control rate and the task the arguments ask for."""
+    for name in ("camera_rate", "task_horizon"):
+        if getattr(args, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive")
+    if args.jitter < 0 or args.latency < 0:
+        raise ValueError("--jitter and --latency must be >= 0")
+    values = params_from_cli(args.params, args.param)
+    rate = args.control_rate or values["control_rate"]
+    if args.agent != "planner":
+        env = make_env(args.env or "wall", image_size=args.image_size or 64)
+        task = env.sample_task(args.task_horizon, seed=args.seed)
+        if args.agent == "expert":
+            return env, expert_policy(env, task), rate, task
+        return env, random_policy(env, args.seed), rate, task
+    # Simulated time stands still while the planner thinks: only a fixed budget makes sense.
+    runtime = PlannerRuntime.from_params({**values, "control_rate": rate, "budget": "iterations"})
+    trained_in = getattr(runtime.model, "env_name", "")
+    if trained_in and args.env and args.env != trained_in:
+        raise ValueError(f"model {values['model']} was trained in {trained_in}, not {args.env}")
+    size = args.image_size or getattr(runtime.model, "image_size", 64)
+    env = make_env(trained_in or args.env or "wall", image_size=size)
+    return env, runtime, rate, env.sample_task(args.task_horizon, seed=args.seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``grasp-ros-record-sim``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    prog = "grasp-ros-record-sim"
+    try:
+        camera = CameraModel(
+            args.camera_rate, args.jitter, args.latency, _parse_dropout(args.dropout)
+        )
+        env, agent, rate, task = _setup(args)
+        duration = args.duration or 1.5 * args.task_horizon / rate
+        result = record(
+            args.out,
+            env,
+            task,
+            agent,
+            duration=duration,
+            control_rate=rate,
+            camera=camera,
+            seed=args.seed,
+            start_time=args.start_time,
+            storage=args.storage,
+            overwrite=args.force,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; no bag written", file=sys.stderr)
+        return 130
+    except (BagError, OSError, ValueError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    outcome = "reached the goal" if result.success else "did not reach the goal"
+    statuses = ", ".join(f"{k} {v}" for k, v in result.statuses.items())
+    print(
+        f"wrote {result.path}: {env.name} task (seed {args.seed}, shortest path "
+        f"{task.optimal_steps} steps), {args.agent} agent, {result.steps} steps at {rate:g} Hz, "
+        f"{result.frames} camera frames ({result.dropped_frames} dropped); the agent {outcome}"
+        + (f"; planner statuses: {statuses}" if statuses else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

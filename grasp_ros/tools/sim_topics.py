@@ -1,0 +1,103 @@
+"""The simulator's side of the topic contract: names, frames and messages, without ROS.
+
+The simulator (``grasp-ros-record-sim`` in bags, the sim node live) publishes the camera, the
+goal, and ground truth that a real robot would not have: the agent's pose, the task, and the
+actions the agent actually executed. The replay tool reads the same topics back to score a
+recorded run. Both ends build and parse the messages here, so they cannot drift apart.
+
+Executed actions travel on ``sim/executed_action``, never on ``action``, so a replayed
+simulator bag never clashes with the planner's own ``action`` topic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from grasp_ros.envs import PointEnv, Task
+from grasp_ros.io.messages import make_header, typestore
+
+CAMERA_TOPIC = "camera/image_raw"
+GOAL_TOPIC = "goal_image"
+POSE_TOPIC = "sim/pose"
+TASK_TOPIC = "sim/task"
+EXECUTED_ACTION_TOPIC = "sim/executed_action"
+CAMERA_FRAME = "camera"
+MAP_FRAME = "map"
+POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
+STRING = "std_msgs/msg/String"
+
+
+@dataclass(frozen=True)
+class SimTask:
+    """What ``sim/task`` holds: enough to rebuild the world and judge success offline."""
+
+    env: str
+    seed: int | None
+    horizon: int
+    start_state: np.ndarray
+    goal_state: np.ndarray
+    optimal_steps: int
+    image_size: int
+
+    def make_env(self) -> PointEnv:
+        """The reference world this task was drawn in, at the recorded image size."""
+        from grasp_ros.envs import make_env
+
+        return make_env(self.env, image_size=self.image_size)
+
+
+def task_json(env: PointEnv, task: Task) -> str:
+    """The JSON text published on ``sim/task`` for ``task`` drawn in ``env``."""
+    return json.dumps(
+        {
+            "env": env.name,
+            "seed": task.seed,
+            "horizon": int(task.horizon),
+            "start_state": [float(v) for v in task.start_state],
+            "goal_state": [float(v) for v in task.goal_state],
+            "optimal_steps": int(task.optimal_steps),
+            "image_size": int(env.image_size),
+        }
+    )
+
+
+def parse_task(text: str) -> SimTask:
+    """The task in a ``sim/task`` message's text; ValueError names what is missing or wrong."""
+    try:
+        data = json.loads(text)
+        return SimTask(
+            env=str(data["env"]),
+            seed=None if data.get("seed") is None else int(data["seed"]),
+            horizon=int(data["horizon"]),
+            start_state=np.asarray(data["start_state"], dtype=np.float64),
+            goal_state=np.asarray(data["goal_state"], dtype=np.float64),
+            optimal_steps=int(data["optimal_steps"]),
+            image_size=int(data.get("image_size", 64)),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{TASK_TOPIC} does not hold a task in JSON: {exc}") from exc
+
+
+def task_msg(env: PointEnv, task: Task) -> Any:
+    """A std_msgs/String for ``sim/task``."""
+    return typestore().types[STRING](data=task_json(env, task))
+
+
+def pose_msg(state: np.ndarray, stamp_sec: float, frame_id: str = MAP_FRAME) -> Any:
+    """A geometry_msgs/PoseStamped at the agent's ``x, y`` (env state units), z = 0, no turn."""
+    types = typestore().types
+    x, y = (float(v) for v in np.asarray(state, dtype=np.float64)[:2])
+    pose = types["geometry_msgs/msg/Pose"](
+        position=types["geometry_msgs/msg/Point"](x=x, y=y, z=0.0),
+        orientation=types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
+    )
+    return types[POSE_STAMPED](header=make_header(stamp_sec, frame_id), pose=pose)
+
+
+def pose_xy(msg: Any) -> np.ndarray:
+    """``[x, y]`` of a PoseStamped (rosbags or rclpy object)."""
+    return np.array([msg.pose.position.x, msg.pose.position.y], dtype=np.float64)

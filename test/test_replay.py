@@ -1,0 +1,425 @@
+"""grasp-ros-replay: bag time, determinism, faithful reproduction, outputs and damaged bags.
+
+The planner is the analytic test world (no training); its encoder reads any image, so these
+tests check the plumbing, not planning quality: what the planner sees, when, and what is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from grasp_ros.control import PlannerRuntime, Status
+from grasp_ros.envs import make_env
+from grasp_ros.io.bags import BagError, BagReader, write_bag
+from grasp_ros.io.images import rgb_to_image_fields
+from grasp_ros.io.messages import (
+    ACTION_COMMAND,
+    COMPRESSED_IMAGE,
+    IMAGE,
+    PLANNER_STATUS,
+    VIRTUAL_TRAJECTORY,
+    image_msg,
+    make_header,
+    stamp_to_ns,
+    typestore,
+)
+from grasp_ros.tools import record_sim
+from grasp_ros.tools import replay as R
+
+ANALYTIC = "grasp_ros.models.analytic:PointWallModel"
+FAST = {"model": ANALYTIC, "horizon": 6, "iterations": 2, "cold_start_iterations": 5}
+FAST_ARGS = [arg for k, v in FAST.items() for arg in ("-p", f"{k}={v}")]
+T0 = 1_700_000_000.0
+
+
+def record(path: Path, *args: str) -> Path:
+    assert record_sim.main([str(path), "--quiet", *args]) == 0
+    return path
+
+
+def run(bag, **kw) -> R.ReplayResult:
+    return R.replay(bag, {**R.params_from_cli(None, []), **FAST}, **kw)
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bags")
+    return {
+        "mcap": record(root / "mcap", "--duration", "2"),
+        "sqlite3": record(root / "sqlite3", "--duration", "2", "--storage", "sqlite3"),
+        "planner": record(
+            root / "planner",
+            "--agent",
+            "planner",
+            "--duration",
+            "2",
+            "--dropout",
+            "0.8:0.7",
+            *FAST_ARGS,
+        ),
+        "big": record(root / "big", "--duration", "2", "--image-size", "128"),
+    }
+
+
+def frames(n: int = 12) -> list[np.ndarray]:
+    env = make_env("wall", image_size=32)
+    states = np.stack([np.linspace(10, 50, n), np.full(n, 20.0), np.full(n, 30.0)], axis=1)
+    return list(env.render_states(states))
+
+
+def image_bag(path: Path, encode=None, topic="camera/image_raw", goal="goal_image", **kw) -> Path:
+    """Camera frames at 20 Hz (and a goal at the start), each message built by ``encode``."""
+    encode = encode or (lambda rgb, t: image_msg(rgb, t, "camera"))
+    imgs = frames()
+    with write_bag(path, **kw) as bag:
+        if goal:
+            bag.write(goal, image_msg(imgs[-1], T0, "camera"), stamp_to_ns(T0))
+        for i, rgb in enumerate(imgs):
+            t = T0 + 0.05 * i
+            bag.write(topic, encode(rgb, t), stamp_to_ns(t + 0.002))
+    return path
+
+
+def raw(rgb: np.ndarray, t: float, **fields) -> object:
+    values = {**rgb_to_image_fields(rgb, "rgb8"), **fields}
+    return typestore().types[IMAGE](header=make_header(t, "camera"), **values)
+
+
+def compressed(rgb: np.ndarray, t: float, ext: str) -> object:
+    _, data = cv2.imencode(ext, np.ascontiguousarray(rgb[:, :, ::-1]))
+    return typestore().types[COMPRESSED_IMAGE](
+        header=make_header(t, "camera"), format=f"rgb8; {ext[1:]} compressed bgr8", data=data
+    )
+
+
+def rgb16(rgb: np.ndarray, t: float) -> object:
+    data = (rgb.astype(np.uint16) * 257).astype("<u2").tobytes()
+    w = rgb.shape[1]
+    return raw(rgb, t, encoding="rgb16", step=w * 6, data=np.frombuffer(data, np.uint8))
+
+
+def digest(path: Path) -> str:
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
+
+
+# -- bag time and determinism -------------------------------------------------------------------
+def test_mcap_and_sqlite3_recordings_replay_to_the_same_actions(bags) -> None:
+    a, b = run(bags["mcap"]), run(bags["sqlite3"])
+    assert len(a.actions) == 21  # ticks at 10 Hz from the first to the last message (2 s)
+    assert a.actions.tobytes() == b.actions.tobytes()
+    np.testing.assert_allclose(np.diff(a.stamps), 0.1, atol=1e-6)
+    assert a.stamps[0] == T0 and a.statuses[0] is Status.NO_IMAGE
+    assert a.statuses[1:] == [Status.OK] * 20
+    assert a.report["storage"] == "mcap" and b.report["storage"] == "sqlite3"
+
+
+def test_replay_is_deterministic(bags) -> None:
+    first, second = run(bags["planner"]), run(bags["planner"])
+    assert first.actions.tobytes() == second.actions.tobytes()
+    assert np.abs(first.actions).sum() > 0
+
+
+def test_replay_reproduces_a_planner_driven_recording_exactly(bags) -> None:
+    """Same data, same clock, same parameters: the replay sends what the recorded agent did."""
+    result = run(bags["planner"])
+    agreement = result.report["ground_truth"]["executed_action_agreement"]
+    assert agreement["ticks_compared"] == 20
+    assert agreement["max_abs_diff"] == [0.0, 0.0]
+
+
+def test_watchdog_runs_on_bag_time(bags) -> None:
+    result = run(bags["planner"])
+    stale = result.stamps[[s is Status.STALE_IMAGE for s in result.statuses]] - T0
+    # Camera gap 0.8-1.5 s; image_timeout 0.5 s: the last frame before it is ~0.77 s old.
+    assert len(stale) >= 2 and np.all((stale > 1.25) & (stale < 1.55))
+    stops = result.actions[[s is not Status.OK for s in result.statuses]]
+    assert not stops.any()
+    assert result.report["status_counts"]["STALE_IMAGE"] == len(stale)
+
+
+def test_report_holds_the_figures(bags, tmp_path) -> None:
+    report_path = tmp_path / "report.json"
+    assert R.main([str(bags["mcap"]), "--report", str(report_path), "--quiet", *FAST_ARGS]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["ticks"] == 21 and report["status_counts"] == {"OK": 20, "NO_IMAGE": 1}
+    assert set(report["solve_time"]) == {"p50", "p90", "p99"}
+    assert 0 < report["solve_time"]["p50"] <= report["solve_time"]["p99"]
+    assert report["actions"]["count"] == 20 and len(report["actions"]["mean"]) == 2
+    assert report["budget"] == "iterations" and report["params"]["horizon"] == 6
+    assert report["messages"]["camera/image_raw"] == 60 and report["truncated"] is None
+    truth = report["ground_truth"]
+    assert truth["recorded_success"] is True and truth["env"] == "wall"
+    assert truth["executed_action_agreement"]["ticks_compared"] == 20
+    assert 0.005 <= report["image_latency"]["p50"] < 0.05
+
+
+# -- outputs --------------------------------------------------------------------------------------
+def test_output_bag_is_readable_with_the_custom_messages(bags, tmp_path) -> None:
+    out = tmp_path / "out"
+    before = digest(bags["mcap"])
+    result = run(bags["mcap"], out=out)
+    assert digest(bags["mcap"]) == before
+    with BagReader(out) as bag:
+        assert bag.topics["action"] == ACTION_COMMAND
+        assert bag.topics["plan"] == VIRTUAL_TRAJECTORY
+        assert bag.topics["status"] == PLANNER_STATUS
+        assert bag.message_counts["status"] == bag.message_counts["action"] == 21
+        assert bag.message_counts["plan"] == 20
+        assert bag.message_counts["camera/image_raw"] == 60
+        msgs = list(bag.messages(["action", "plan", "status", "camera/image_raw"]))
+    actions = np.stack([m.msg.action for m in msgs if m.topic == "action"])
+    assert actions.tobytes() == result.actions.tobytes()
+    plan = next(m.msg for m in msgs if m.topic == "plan")
+    assert plan.horizon == 6 and list(plan.latent_shape) == [32] and len(plan.positions) == 7
+    assert plan.header.frame_id == "map"
+    statuses = [m.msg.status for m in msgs if m.topic == "status"]
+    assert statuses == [int(s) for s in result.statuses]
+    with BagReader(bags["mcap"]) as original:
+        first = next(original.messages(["camera/image_raw"])).msg
+    copied = next(m.msg for m in msgs if m.topic == "camera/image_raw")
+    assert copied.header == first.header and np.array_equal(copied.data, first.data)
+
+
+def test_output_prefix_and_topic_clash(bags, tmp_path) -> None:
+    out = tmp_path / "prefixed"
+    run(bags["mcap"], out=out, output_prefix="replay/")
+    with BagReader(out) as bag:
+        assert {"replay/action", "replay/plan", "replay/status"} <= set(bag.topics)
+    clash = image_bag(tmp_path / "clash", topic="/status")
+    with pytest.raises(ValueError, match="clash with the input topic /status"):
+        run(clash, image_topic="status", out=tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def test_existing_output_is_refused_unless_forced(bags, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    args = [str(bags["mcap"]), "--out", str(out), "--quiet", *FAST_ARGS]
+    assert R.main(args) == 0
+    assert R.main(args) == 1
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert R.main([*args, "--force"]) == 0
+    assert R.main([str(bags["mcap"]), "--out", str(bags["mcap"]), "--force", *FAST_ARGS]) == 1
+    assert "would overwrite" in capsys.readouterr().err
+
+
+def test_interrupted_run_leaves_no_output(bags, tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "out"
+
+    def interrupt(cmd) -> None:
+        if cmd.tick == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(bags["mcap"], out=out, tick_hook=interrupt)
+    assert list(tmp_path.iterdir()) == []
+    calls = {"n": 0}
+    real_tick = PlannerRuntime.tick
+
+    def tick(self, now):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_tick(self, now)
+
+    monkeypatch.setattr(PlannerRuntime, "tick", tick)
+    report = tmp_path / "r.json"
+    args = [str(bags["mcap"]), "--out", str(out), "--report", str(report), "--quiet"]
+    assert R.main([*args, *FAST_ARGS]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+def test_every_image_encoding_gives_the_same_planner_input(tmp_path) -> None:
+    reference = run(image_bag(tmp_path / "rgb8")).actions
+    same = {
+        "bgr8": lambda rgb, t: image_msg(rgb, t, "camera", encoding="bgr8"),
+        "rgba8": lambda rgb, t: image_msg(rgb, t, "camera", encoding="rgba8"),
+        "rgb16": rgb16,
+        "png": lambda rgb, t: compressed(rgb, t, ".png"),
+    }
+    for name, encode in same.items():
+        result = run(image_bag(tmp_path / name, encode))
+        assert result.report["skipped"] == {}, name
+        assert result.actions.tobytes() == reference.tobytes(), name
+    for name, encode in {
+        "mono8": lambda rgb, t: image_msg(rgb, t, "camera", encoding="mono8"),
+        "jpeg": lambda rgb, t: compressed(rgb, t, ".jpg"),
+    }.items():
+        result = run(image_bag(tmp_path / name, encode))
+        assert result.report["skipped"] == {} and result.report["status_counts"] == {
+            "NO_IMAGE": 1,
+            "OK": 5,
+        }
+
+
+def test_undecodable_images_are_skipped_and_counted(tmp_path) -> None:
+    def sometimes_broken(rgb, t):
+        if round((t - T0) / 0.05) % 3 == 1:
+            return raw(rgb, t, encoding="8UC3")
+        return image_msg(rgb, t, "camera")
+
+    result = run(image_bag(tmp_path / "bag", sometimes_broken))
+    skipped = result.report["skipped"]["camera/image_raw"]
+    assert skipped["count"] == 4 and "8UC3" in skipped["first_error"]
+    assert skipped["first_stamp"] == pytest.approx(T0 + 0.05)
+    assert result.report["status_counts"] == {"NO_IMAGE": 1, "OK": 5}
+
+
+def test_leading_slash_topics_goal_image_file_and_ros1(tmp_path) -> None:
+    slashed = image_bag(tmp_path / "slashed", topic="/camera/image_raw", goal="/goal_image")
+    result = run(slashed)
+    assert result.report["image_topic"] == "/camera/image_raw"
+    no_goal = image_bag(tmp_path / "no_goal", goal=None)
+    with pytest.raises(BagError, match="no goal topic goal_image; pass --goal-topic, or --goal"):
+        run(no_goal)
+    png = tmp_path / "goal.png"
+    cv2.imwrite(str(png), np.ascontiguousarray(frames()[-1][:, :, ::-1]))
+    from_file = run(no_goal, goal_image=R.read_image_file(str(png)))
+    assert from_file.statuses == [Status.OK] * 6  # the goal is set before the first tick
+    ros1 = write_ros1_bag(tmp_path / "robot.bag")
+    out = tmp_path / "from_ros1"
+    from_ros1 = run(ros1, out=out)
+    assert from_ros1.report["storage"] == "rosbag1"
+    assert from_ros1.actions.tobytes() == result.actions.tobytes()
+    with BagReader(out) as bag:
+        image = next(bag.messages(["/camera/image_raw"])).msg
+    assert image.header.frame_id == "camera" and image.encoding == "rgb8"
+
+
+def write_ros1_bag(path: Path) -> Path:
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS1_NOETIC)
+    types = store.types
+
+    def msg(rgb, t):
+        sec, nsec = divmod(stamp_to_ns(t), 10**9)
+        stamp = types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nsec)
+        header = types["std_msgs/msg/Header"](seq=0, stamp=stamp, frame_id="camera")
+        return types[IMAGE](header=header, **rgb_to_image_fields(rgb, "rgb8"))
+
+    imgs = frames()
+    with Writer(path) as bag:
+        cam = bag.add_connection("/camera/image_raw", IMAGE, typestore=store)
+        goal = bag.add_connection("/goal_image", IMAGE, typestore=store)
+        bag.write(goal, stamp_to_ns(T0), store.serialize_ros1(msg(imgs[-1], T0), IMAGE))
+        for i, rgb in enumerate(imgs):
+            t = T0 + 0.05 * i
+            data = store.serialize_ros1(msg(rgb, t), IMAGE)
+            bag.write(cam, stamp_to_ns(t + 0.002), data)
+    return path
+
+
+# -- bad bags -------------------------------------------------------------------------------------
+def cut(src: Path, dst: Path, keep: float) -> Path:
+    """A copy of an MCAP bag with only the first ``keep`` fraction of its data file."""
+    shutil.copytree(src, dst)
+    data = next(dst.glob("*.mcap"))
+    data.write_bytes(data.read_bytes()[: int(keep * data.stat().st_size)])
+    return dst
+
+
+def test_truncated_mcap_is_replayed_up_to_the_cut(bags, tmp_path, capsys) -> None:
+    bag = cut(bags["big"], tmp_path / "cut", 0.6)
+    report = tmp_path / "report.json"
+    out = tmp_path / "out"
+    args = [str(bag), "--report", str(report), "--out", str(out), "--quiet", *FAST_ARGS]
+    assert R.main(args) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("grasp-ros-replay: warning:") and "is damaged" in err
+    data = json.loads(report.read_text())
+    stop = data["truncated"]
+    assert data["salvaged"] and stop["reason"].startswith("a record is cut off")
+    assert 0 < stop["offset"] < stop["file_size"] == next(bag.glob("*.mcap")).stat().st_size
+    assert 0 < data["messages"]["camera/image_raw"] < 60
+    assert data["ticks"] > 5 and "note" in data["ground_truth"]
+    with BagReader(out) as replayed:
+        assert replayed.message_counts["camera/image_raw"] == data["messages"]["camera/image_raw"]
+    (bag / "metadata.yaml").unlink()  # a killed recorder often leaves none
+    assert run(bag).report["truncated"]["offset"] == stop["offset"]
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda b, t: t / "missing", "no bag at"),
+        (lambda b, t: _write(t / "notes.txt", b"hello"), "Unrecognized storage format '.txt'"),
+        (lambda b, t: cut(b["big"], t / "stub", 0.02), "found no messages: a record is cut off"),
+        (lambda b, t: _cut_sqlite(b["sqlite3"], t / "db"), "malformed"),
+    ],
+)
+def test_unreadable_bags_give_one_error_line(bags, tmp_path, capsys, make, needle) -> None:
+    bag = make(bags, tmp_path)
+    assert R.main([str(bag), "--quiet", *FAST_ARGS]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("grasp-ros-replay: error:") and needle in err
+    assert len(err.splitlines()) == 1
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _cut_sqlite(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    data = next(dst.glob("*.db3"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--image-topic", "front/rgb"], "has no topic front/rgb (--image-topic); its topics:"),
+        (["--image-topic", "sim/task"], "has type std_msgs/msg/String, expected sensor_msgs"),
+        (["--goal-topic", "sim/pose"], "has type geometry_msgs/msg/PoseStamped, expected"),
+        (["--rate-scale", "2"], "--rate-scale only changes the wall-clock budget"),
+        (["--realtime-budget", "--rate-scale", "2000"], "effective control_rate 20000"),
+        (["-p", "budget=deadline"], "set the budget with --realtime-budget"),
+        (["-p", "horizon"], "expected NAME=VALUE"),
+        (["--params", "missing.yaml"], "parameters file missing.yaml does not exist"),
+        (["--goal-image", "missing.png"], "no image file missing.png"),
+    ],
+)
+def test_bad_arguments_give_one_error_line(bags, capsys, args, needle) -> None:
+    assert R.main([str(bags["mcap"]), "--quiet", *FAST_ARGS, *args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("grasp-ros-replay: error:") and needle in err, err
+    assert len(err.splitlines()) == 1
+
+
+def test_default_camera_topic_missing_lists_the_image_topics(tmp_path) -> None:
+    bag = image_bag(tmp_path / "bag", topic="/front/rgb")
+    with pytest.raises(
+        BagError, match=r"pass --image-topic. Image topics in the bag: .*/front/rgb"
+    ):
+        run(bag)
+    assert run(bag, image_topic="front/rgb").report["image_topic"] == "/front/rgb"
+
+
+def test_realtime_budget_with_rate_scale_runs_on_the_bag_clock(bags) -> None:
+    result = run(bags["mcap"], realtime_budget=True, rate_scale=2.0)
+    assert result.report["budget"] == "deadline" and result.report["rate_scale"] == 2.0
+    assert len(result.actions) == 21
+    np.testing.assert_allclose(np.diff(result.stamps), 0.1, atol=1e-6)
+    assert result.report["params"]["control_rate"] == 10.0
+
+
+def test_help_describes_the_options(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        R.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--image-topic", "--goal-image", "--realtime-budget", "--rate-scale", "--force"):
+        assert option in text

@@ -12,6 +12,7 @@ from grasp_ros.io import messages
 from grasp_ros.io.bags import BagReader
 from grasp_ros.io.images import image_msg_to_rgb
 from grasp_ros.tools import demo
+from grasp_ros.tools import sim_topics as sim
 
 # The analytic world: no checkpoint needed, plans in milliseconds. It was not trained on the
 # Wall images, so the test checks the plumbing, not whether the agent gets there.
@@ -44,34 +45,37 @@ def test_demo_writes_gif_plot_bag_and_summary(tmp_path, capsys) -> None:
     with BagReader(out / "rosbag") as bag:
         assert len(list((out / "rosbag").glob("*.mcap"))) == 1
         assert bag.topics == {
-            demo.CAMERA: messages.IMAGE,
-            demo.GOAL_IMAGE: messages.IMAGE,
-            demo.POSE: "geometry_msgs/msg/PoseStamped",
-            demo.TASK: "std_msgs/msg/String",
-            demo.EXECUTED: messages.ACTION_COMMAND,
-            demo.ACTION: messages.ACTION_COMMAND,
-            demo.PLAN: messages.VIRTUAL_TRAJECTORY,
-            demo.STATUS: messages.PLANNER_STATUS,
+            sim.CAMERA_TOPIC: messages.IMAGE,
+            sim.GOAL_TOPIC: messages.IMAGE,
+            sim.POSE_TOPIC: sim.POSE_STAMPED,
+            sim.TASK_TOPIC: sim.STRING,
+            sim.EXECUTED_ACTION_TOPIC: messages.ACTION_COMMAND,
+            demo.ACTION_TOPIC: messages.ACTION_COMMAND,
+            demo.PLAN_TOPIC: messages.VIRTUAL_TRAJECTORY,
+            demo.STATUS_TOPIC: messages.PLANNER_STATUS,
         }
-        per_tick = (demo.CAMERA, demo.POSE, demo.EXECUTED, demo.ACTION, demo.PLAN, demo.STATUS)
-        assert all(bag.message_counts[t] == 4 for t in per_tick)
-        assert bag.message_counts[demo.GOAL_IMAGE] == bag.message_counts[demo.TASK] == 1
+        planner = (sim.EXECUTED_ACTION_TOPIC, demo.ACTION_TOPIC, demo.PLAN_TOPIC, demo.STATUS_TOPIC)
+        assert all(bag.message_counts[t] == 4 for t in planner)
+        # The camera and the pose also show where the episode ended.
+        assert bag.message_counts[sim.CAMERA_TOPIC] == bag.message_counts[sim.POSE_TOPIC] == 5
+        assert bag.message_counts[sim.GOAL_TOPIC] == bag.message_counts[sim.TASK_TOPIC] == 1
         msgs = list(bag.messages())
-    camera = [m for m in msgs if m.topic == demo.CAMERA]
-    assert [m.stamp_ns for m in camera] == [0, 100_000_000, 200_000_000, 300_000_000]
+    camera = [m for m in msgs if m.topic == sim.CAMERA_TOPIC]
+    start = camera[0].stamp_ns
+    assert [m.stamp_ns - start for m in camera] == [k * 100_000_000 for k in range(5)]
     assert image_msg_to_rgb(camera[0].msg).shape == (64, 64, 3)
-    assert camera[0].msg.header.frame_id == demo.CAMERA_FRAME
-    plan = next(m.msg for m in msgs if m.topic == demo.PLAN)
+    assert camera[0].msg.header.frame_id == sim.CAMERA_FRAME
+    plan = next(m.msg for m in msgs if m.topic == demo.PLAN_TOPIC)
     assert plan.horizon == 6 and list(plan.latent_shape) == [32]
     assert len(plan.virtual_states) == 7 * 32 and len(plan.positions) == 7
     assert plan.header.frame_id == "map"
-    task = json.loads(next(m.msg for m in msgs if m.topic == demo.TASK).data)
-    assert task["env"] == "wall" and len(task["goal_state"]) == 3
-    pose = next(m.msg for m in msgs if m.topic == demo.POSE)
-    np.testing.assert_allclose(
-        [pose.pose.position.x, pose.pose.position.y], task["start_state"][:2]
-    )
-    status = [m.msg.status for m in msgs if m.topic == demo.STATUS]
+    task = sim.parse_task(next(m.msg for m in msgs if m.topic == sim.TASK_TOPIC).data)
+    assert task.env == "wall" and task.seed == 0 and len(task.goal_state) == 3
+    poses = [sim.pose_xy(m.msg) for m in msgs if m.topic == sim.POSE_TOPIC]
+    np.testing.assert_allclose(poses[0], task.start_state[:2])
+    gap = np.linalg.norm(poses[-1] - task.goal_state[:2])
+    np.testing.assert_allclose(gap, episode["final_distance"])
+    status = [m.msg.status for m in msgs if m.topic == demo.STATUS_TOPIC]
     assert status == [messages.status_codes()["OK"]] * 4
 
 
@@ -85,7 +89,8 @@ def test_rerun_replaces_outputs_and_realtime_uses_the_deadline_budget(tmp_path) 
     assert [e["seed"] for e in summary["episodes"]] == [0, 1]
     assert not (out / "demo.gif").exists()  # no stale animation from the first run
     with BagReader(out / "rosbag") as bag:
-        assert bag.message_counts[demo.CAMERA] == 4 and bag.message_counts[demo.TASK] == 2
+        assert bag.message_counts[demo.STATUS_TOPIC] == 4
+        assert bag.message_counts[sim.TASK_TOPIC] == 2
 
 
 def test_params_file_and_flags_set_the_runtime(tmp_path) -> None:

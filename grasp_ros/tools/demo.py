@@ -25,7 +25,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -39,32 +39,33 @@ from grasp_ros.control import Command, PlannerRuntime, Status
 from grasp_ros.control import params as P
 from grasp_ros.control.outputs import action_fields, status_fields, trajectory_fields
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
-from grasp_ros.io import messages as M
 from grasp_ros.io.bags import BagWriter, write_bag
+from grasp_ros.io.messages import (
+    action_command_msg,
+    image_msg,
+    planner_status_msg,
+    stamp_to_ns,
+    virtual_trajectory_msg,
+)
 from grasp_ros.models import has_decoder
 from grasp_ros.planning import PLANNERS
-from grasp_ros.tools import overlay
+from grasp_ros.tools import overlay, sim_topics
+from grasp_ros.tools.record_sim import DEFAULT_START_TIME as START_TIME
+from grasp_ros.viz import decode_mosaic
 
 #: Planner settings the demo uses unless ``--params`` or a flag says otherwise (see the report
 #: in ``summary.json``): tuned on the shipped Wall model.
 DEMO_PARAMS: dict[str, Any] = {}
 
-#: Topic names of the team contract, fully qualified as ``ros2 bag record`` stores them.
-CAMERA, GOAL_IMAGE, POSE, TASK, EXECUTED = (
-    "/camera/image_raw",
-    "/goal_image",
-    "/sim/pose",
-    "/sim/task",
-    "/sim/executed_action",
-)
-ACTION, PLAN, STATUS = "/action", "/plan", "/status"
-CAMERA_FRAME, WORLD_FRAME = "camera", "map"
+#: The planner node's topics (the simulator's are in `grasp_ros.tools.sim_topics`).
+ACTION_TOPIC, PLAN_TOPIC, STATUS_TOPIC = "action", "plan", "status"
 
 PANEL = 256
 GAP = 4
 WIDTH = 2 * PANEL + GAP
 DECODED_STATES = 8
 END_FRAMES = 10
+TICKS_PER_OPTIMAL_STEP = 3
 
 
 @dataclass
@@ -93,7 +94,6 @@ class Episode:
     final_distance: float = math.nan
     deadline_misses: int = 0
     end: str = ""
-    trail: list[list[float]] = field(default_factory=list, repr=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,270 +197,234 @@ def check_env_fits(model: torch.nn.Module, env: PointEnv, env_name: str) -> None
             )
 
 
-class BagLog:
-    """What the simulator and the planner node would publish, written to one bag."""
-
-    def __init__(self, bag: BagWriter, frame_id: str) -> None:
-        self.bag, self.frame_id = bag, frame_id
-
-    def episode(self, t: float, env_name: str, task: Task) -> None:
-        ns = M.stamp_to_ns(t)
-        info = {
-            "env": env_name,
-            "seed": task.seed,
-            "horizon": task.horizon,
-            "start_state": task.start_state.tolist(),
-            "goal_state": task.goal_state.tolist(),
-            "optimal_steps": task.optimal_steps,
-        }
-        self.bag.write(GOAL_IMAGE, M.image_msg(task.goal_image, t, CAMERA_FRAME), ns)
-        self.bag.write(TASK, _msg("std_msgs/msg/String", data=json.dumps(info)), ns)
-
-    def camera(self, t: float, image: np.ndarray, state: np.ndarray) -> None:
-        ns = M.stamp_to_ns(t)
-        self.bag.write(CAMERA, M.image_msg(image, t, CAMERA_FRAME), ns)
-        self.bag.write(POSE, _pose(t, state), ns)
-
-    def tick(self, cmd: Command, runtime: PlannerRuntime, plan_fields: dict | None) -> None:
-        t, ns = cmd.stamp, M.stamp_to_ns(cmd.stamp)
-        self.bag.write(
-            STATUS,
-            M.planner_status_msg(
-                stamp_sec=t, frame_id=self.frame_id, **status_fields(cmd, runtime.stats)
-            ),
-            ns,
-        )
-        action = M.action_command_msg(stamp_sec=t, frame_id=self.frame_id, **action_fields(cmd))
-        self.bag.write(ACTION, action, ns)
-        if plan_fields is not None:
-            self.bag.write(
-                PLAN,
-                M.virtual_trajectory_msg(stamp_sec=t, frame_id=self.frame_id, **plan_fields),
-                ns,
-            )
-        self.bag.write(EXECUTED, action, ns)
-
-
-def _msg(msgtype: str, **fields: Any) -> Any:
-    return M.typestore().types[msgtype](**fields)
-
-
-def _pose(t: float, state: np.ndarray) -> Any:
-    point = _msg("geometry_msgs/msg/Point", x=float(state[0]), y=float(state[1]), z=0.0)
-    quat = _msg("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0)
-    pose = _msg("geometry_msgs/msg/Pose", position=point, orientation=quat)
-    return _msg("geometry_msgs/msg/PoseStamped", header=M.make_header(t, WORLD_FRAME), pose=pose)
-
-
 class Animation:
     """Frames of the demo GIF, kept palette-quantised (one byte a pixel) until written."""
 
-    def __init__(self, env: PointEnv, runtime: PlannerRuntime) -> None:
-        self.env, self.runtime = env, runtime
+    def __init__(self, env: PointEnv, model: torch.nn.Module, period: float) -> None:
+        self.env, self.model, self.period = env, model, period
         self.frames: list[Any] = []
-        self.decoder = has_decoder(runtime.model)
+        self.decoder = has_decoder(model)
 
     def add(
         self,
         image: np.ndarray,
         task: Task,
-        ep: Episode,
+        trail: list[np.ndarray],
         lines: list[str],
-        plan_fields: dict | None = None,
+        plan: dict[str, Any] | None = None,
         repeat: int = 1,
     ) -> None:
+        """One frame: the camera with the plan (VirtualTrajectory fields) drawn on, the goal,
+        the decoded virtual states, and ``lines`` of text; shown ``repeat`` periods long."""
         from PIL import Image
 
-        frame = self._frame(image, task, ep, lines, plan_fields)
-        quantised = Image.fromarray(frame).quantize(colors=255, dither=Image.Dither.NONE)
-        self.frames.extend([quantised] * repeat)
-
-    def _frame(
-        self, image: np.ndarray, task: Task, ep: Episode, lines: list[str], fields: dict | None
-    ) -> np.ndarray:
         size, world = PANEL, self.env.world_size
         goal_px = overlay.to_pixels(task.goal_state[None], world, size)[0]
         ring = self.env.success_radius * size / world
         camera = overlay.upscale(image, size)
         overlay.draw_path(
-            camera, overlay.to_pixels(np.array(ep.trail), world, size), overlay.TRAIL_COLOR, 1
+            camera, overlay.to_pixels(np.array(trail), world, size), overlay.TRAIL_COLOR
         )
         overlay.draw_ring(camera, goal_px, ring, overlay.GOAL_COLOR)
-        if fields is not None and fields["positions"] is not None:
-            states = overlay.to_pixels(fields["positions"], world, size)
-            overlay.draw_path(
-                camera,
-                overlay.to_pixels(fields["rollout_positions"], world, size),
-                overlay.ROLLOUT_COLOR,
-                2,
-            )
+        if plan is not None and plan["positions"] is not None:
+            rollout = overlay.to_pixels(plan["rollout_positions"], world, size)
+            overlay.draw_path(camera, rollout, overlay.ROLLOUT_COLOR, 2)
+            states = overlay.to_pixels(plan["positions"], world, size)
             overlay.draw_dots(camera, states, overlay.time_colors(len(states)))
         goal = overlay.draw_ring(
             overlay.upscale(task.goal_image, size), goal_px, ring, overlay.GOAL_COLOR
         )
-        rows = [[overlay.title(camera, "camera + plan"), overlay.title(goal, "goal image")]]
-        if self.decoder:
-            rows.append([self._decoded(fields)])
+        rows = [[overlay.caption(camera, "camera + plan"), overlay.caption(goal, "goal image")]]
+        if self.decoder and plan is not None:
+            mosaic = decode_mosaic(
+                self.model, plan["virtual_states"], DECODED_STATES, DECODED_STATES, gap=0
+            )
+            rows.append([overlay.caption(mosaic, "virtual states, decoded: s_0 ... goal")])
         rows.append([overlay.text_bar(WIDTH, lines)])
-        return overlay.stack(rows, GAP)
-
-    def _decoded(self, fields: dict | None) -> np.ndarray:
-        """A strip of decoded virtual states s_0 .. s_T (blank before the first plan)."""
-        width = WIDTH
-        if fields is None:
-            blank = np.full((width // DECODED_STATES, width // DECODED_STATES, 3), 255, np.uint8)
-            return overlay.strip([blank] * DECODED_STATES, width)
-        states = fields["virtual_states"]
-        idx = np.linspace(0, len(states) - 1, DECODED_STATES).round().astype(int)
-        z = torch.from_numpy(states[idx]).to(self.runtime.device)
-        with torch.no_grad():
-            images = self.runtime.model.decode(z).clamp(0, 1).mul(255).round()
-        images = images.byte().permute(0, 2, 3, 1).cpu().numpy()
-        colors = overlay.time_colors(len(states))[idx]
-        return overlay.title(
-            overlay.strip(list(images), width, colors), "virtual states, decoded (s_0 ... goal)"
-        )
+        frame = Image.fromarray(overlay.stack(rows, GAP))
+        self.frames.extend([frame.quantize(colors=255, dither=Image.Dither.NONE)] * repeat)
 
     def save(self, path: Path) -> None:
-        if not self.frames:
-            return
+        """Write the GIF (one frame per control period, looping) atomically."""
         tmp = path.with_name(f".{path.name}.tmp")
         self.frames[0].save(
             tmp,
             format="GIF",
             save_all=True,
             append_images=self.frames[1:],
-            duration=round(1000 * self.runtime.period),
+            duration=round(1000 * self.period),
             loop=0,
         )
         tmp.replace(path)
 
 
-def run_episode(
-    runtime: PlannerRuntime,
-    env: PointEnv,
-    env_name: str,
-    ep: Episode,
-    clock: list[float],
-    log: BagLog,
-    anim: Animation | None,
-    realtime: bool,
-    bar: tqdm,
-    records: list[Tick],
-    total: int,
-) -> None:
-    """One episode; ``clock`` holds the simulated time, shared across episodes."""
-    task = env.sample_task(runtime.params["horizon"], seed=ep.seed)
-    ep.optimal_steps, ep.non_greedy = task.optimal_steps, task.non_greedy
-    ep.max_ticks = ep.max_ticks or 3 * task.optimal_steps
-    bar.total += ep.max_ticks
-    image = env.reset(state=task.start_state)
-    runtime.on_goal(task.goal_image, clock[0])
-    log.episode(clock[0], env_name, task)
-    misses0, period = runtime.stats.deadline_misses, runtime.period
-    wall0 = time.monotonic()
-    while True:
-        t, state = clock[0], env.state
-        ep.trail.append(state[:2].tolist())
-        ep.success = env.success(state, task.goal_state)
-        if ep.success or ep.ticks >= ep.max_ticks or ep.end == Status.GOAL_REACHED.name:
-            break
-        log.camera(t, image, state)
-        runtime.on_image(image, t)
-        t0 = time.perf_counter()
-        cmd = runtime.tick(t)
-        tick_time = time.perf_counter() - t0
-        fields = trajectory_fields(cmd.plan, runtime.model) if cmd.plan is not None else None
-        log.tick(cmd, runtime, fields)
-        records.append(
-            Tick(ep.episode, cmd.status.name, cmd.solve_time, tick_time, cmd.iterations, cmd.cost)
+class ClosedLoop:
+    """The simulator and the runtime stepped together on one simulated clock.
+
+    Per tick: the camera image (the simulator's render, stamped with the simulated time) goes
+    to ``on_image``, ``tick`` returns the command, the simulator executes its action, and the
+    clock advances one control period. Everything either side would publish goes to the bag.
+    """
+
+    def __init__(
+        self,
+        runtime: PlannerRuntime,
+        env: PointEnv,
+        bag: BagWriter,
+        anim: Animation | None,
+        realtime: bool,
+        episodes: int,
+    ) -> None:
+        self.runtime, self.env, self.bag, self.anim = runtime, env, bag, anim
+        self.realtime, self.episodes = realtime, episodes
+        self.frame_id = runtime.params["frame_id"]
+        self.records: list[Tick] = []
+        self.steps = 0
+
+    def now(self) -> float:
+        """Simulated time: control periods so far (each tick, and each episode's last frame),
+        counted from the sim recorder's start time."""
+        return START_TIME + self.steps * self.runtime.period
+
+    def run(self, ep: Episode, bar: tqdm) -> None:
+        """Run one episode to success, the tick limit or GOAL_REACHED; fills in ``ep``."""
+        runtime, env = self.runtime, self.env
+        task = env.sample_task(runtime.params["horizon"], seed=ep.seed)
+        ep.optimal_steps, ep.non_greedy = task.optimal_steps, task.non_greedy
+        ep.max_ticks = ep.max_ticks or TICKS_PER_OPTIMAL_STEP * task.optimal_steps
+        bar.total += ep.max_ticks
+        image, trail = env.reset(state=task.start_state), [task.start_state[:2]]
+        runtime.on_goal(task.goal_image, self.now())
+        ns = stamp_to_ns(self.now())
+        self.bag.write(sim_topics.TASK_TOPIC, sim_topics.task_msg(env, task), ns)
+        self.bag.write(
+            sim_topics.GOAL_TOPIC,
+            image_msg(task.goal_image, self.now(), sim_topics.CAMERA_FRAME),
+            ns,
         )
-        ep.ticks, ep.end = ep.ticks + 1, cmd.status.name
-        if anim is not None:
-            anim.add(
-                image, task, ep, _lines(runtime, env_name, ep, total, cmd, state, task), fields
+        misses, wall0 = runtime.stats.deadline_misses, time.monotonic()
+        while not (ep.success or ep.ticks >= ep.max_ticks or ep.end == Status.GOAL_REACHED.name):
+            t = self.now()
+            self._publish_sim(t, image)
+            runtime.on_image(image, t)
+            t0 = time.perf_counter()
+            cmd = runtime.tick(t)
+            tick_time = time.perf_counter() - t0
+            plan = trajectory_fields(cmd.plan, runtime.model) if cmd.plan is not None else None
+            self._publish_planner(cmd, plan)
+            self.records.append(
+                Tick(
+                    ep.episode, cmd.status.name, cmd.solve_time, tick_time, cmd.iterations, cmd.cost
+                )
             )
-        image = env.step(cmd.action)
-        clock[0] = t + period
-        bar.update()
-        bar.set_postfix(
-            status=cmd.status.name,
-            cost=f"{cmd.cost:.4f}",
-            solve_ms=f"{1000 * cmd.solve_time:.0f}",
-            refresh=False,
-        )
-        if realtime:
-            time.sleep(max(0.0, wall0 + ep.ticks * period - time.monotonic()))
-    bar.total -= ep.max_ticks - ep.ticks
-    bar.refresh()
-    ep.final_distance = float(np.linalg.norm(env.state[:2] - task.goal_state[:2]))
-    ep.deadline_misses = runtime.stats.deadline_misses - misses0
-    ep.end = "success" if ep.success else ep.end if ep.end == "GOAL_REACHED" else "tick limit"
-    if anim is not None:
-        verdict = f"SUCCESS in {ep.ticks} ticks" if ep.success else f"FAILED ({ep.end})"
-        lines = [
-            f"episode {ep.episode + 1}/{total}: {verdict}",
-            f"distance to goal {ep.final_distance:.1f} units (success radius {env.success_radius})",
+            ep.ticks, ep.end = ep.ticks + 1, cmd.status.name
+            if self.anim is not None:
+                self.anim.add(image, task, trail, self._lines(ep, cmd, task), plan)
+            image = env.step(cmd.action)
+            self.steps += 1
+            trail.append(env.state[:2])
+            ep.success = env.success(env.state, task.goal_state)
+            bar.update()
+            bar.set_postfix(
+                status=cmd.status.name,
+                cost=f"{cmd.cost:.4f}",
+                solve_ms=f"{1000 * cmd.solve_time:.0f}",
+                refresh=False,
+            )
+            if self.realtime:
+                time.sleep(max(0.0, wall0 + ep.ticks * runtime.period - time.monotonic()))
+        self._publish_sim(self.now(), image)
+        self.steps += 1
+        bar.total -= ep.max_ticks - ep.ticks
+        bar.refresh()
+        ep.final_distance = float(np.linalg.norm(env.state[:2] - task.goal_state[:2]))
+        ep.deadline_misses = runtime.stats.deadline_misses - misses
+        ep.end = "success" if ep.success else "tick limit" if ep.end == Status.OK.name else ep.end
+        if self.anim is not None:
+            verdict = f"SUCCESS in {ep.ticks} ticks" if ep.success else f"FAILED ({ep.end})"
+            lines = [
+                f"episode {ep.episode + 1}/{self.episodes}: {verdict}",
+                f"distance to goal {ep.final_distance:.1f} units "
+                f"(success radius {env.success_radius})",
+            ]
+            self.anim.add(image, task, trail, lines, repeat=END_FRAMES)
+
+    def _publish_sim(self, t: float, image: np.ndarray) -> None:
+        ns = stamp_to_ns(t)
+        self.bag.write(sim_topics.CAMERA_TOPIC, image_msg(image, t, sim_topics.CAMERA_FRAME), ns)
+        self.bag.write(sim_topics.POSE_TOPIC, sim_topics.pose_msg(self.env.state, t), ns)
+
+    def _publish_planner(self, cmd: Command, plan: dict[str, Any] | None) -> None:
+        t, ns, frame = cmd.stamp, stamp_to_ns(cmd.stamp), self.frame_id
+        status = status_fields(cmd, self.runtime.stats)
+        self.bag.write(STATUS_TOPIC, planner_status_msg(stamp_sec=t, frame_id=frame, **status), ns)
+        action = action_command_msg(stamp_sec=t, frame_id=frame, **action_fields(cmd))
+        self.bag.write(ACTION_TOPIC, action, ns)
+        self.bag.write(sim_topics.EXECUTED_ACTION_TOPIC, action, ns)
+        if plan is not None:
+            msg = virtual_trajectory_msg(stamp_sec=t, frame_id=frame, **plan)
+            self.bag.write(PLAN_TOPIC, msg, ns)
+
+    def _lines(self, ep: Episode, cmd: Command, task: Task) -> list[str]:
+        p = self.runtime.params
+        gap = float(np.linalg.norm(self.env.state[:2] - task.goal_state[:2]))
+        return [
+            f"{self.env.name} | {p['planner']} T={p['horizon']} | episode {ep.episode + 1}/"
+            f"{self.episodes} | tick {ep.ticks}/{ep.max_ticks} | t={cmd.stamp - START_TIME:.1f} s",
+            f"{cmd.status.name}  cost {cmd.cost:.4f}  iters {cmd.iterations}  "
+            f"solve {1000 * cmd.solve_time:.0f} ms  distance {gap:.1f}",
+            "dots: virtual states (dark=early)  blue: model rollout  grey: path  green: goal",
         ]
-        anim.add(image, task, ep, lines, repeat=END_FRAMES)
 
 
-def _lines(
-    runtime: PlannerRuntime,
-    env_name: str,
-    ep: Episode,
-    total: int,
-    cmd: Command,
-    state: np.ndarray,
-    task: Task,
-) -> list[str]:
-    p = runtime.params
-    gap = float(np.linalg.norm(state[:2] - task.goal_state[:2]))
-    return [
-        f"{env_name} | {p['planner']} T={p['horizon']} | episode {ep.episode + 1}/{total} | "
-        f"tick {ep.ticks}/{ep.max_ticks} | t={cmd.stamp:.1f} s",
-        f"{cmd.status.name}  cost {cmd.cost:.4f}  iters {cmd.iterations}  "
-        f"solve {1000 * cmd.solve_time:.0f} ms  distance {gap:.1f}",
-        "dots: virtual states (dark=early)  blue: model rollout  grey: path  green: goal",
-    ]
-
-
-def plot_ticks(records: list[Tick], episodes: list[Episode], period: float, path: Path) -> None:
-    """Solve time, iterations and cost per tick, episodes shaded apart."""
+def plot_ticks(
+    records: list[Tick], episodes: list[Episode], title: str, period: float, path: Path
+) -> None:
+    """Solve time, iterations and cost per tick (planning ticks only), episodes shaded apart."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = np.arange(len(records))
+    ok = np.array([r.status == "OK" for r in records], dtype=bool)
+    values = {
+        "solve time (ms)": np.array([1000 * r.solve_time for r in records]),
+        "iterations": np.array([r.iterations for r in records], dtype=float),
+        "cost (latent MSE)": np.array([r.cost for r in records]),
+    }
     fig, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
-    series = [
-        ("solve time (ms)", [1000 * r.solve_time for r in records]),
-        ("iterations", [r.iterations for r in records]),
-        ("cost (latent MSE)", [r.cost if r.status == "OK" else math.nan for r in records]),
-    ]
-    for ax, (label, values) in zip(axes, series, strict=True):
-        ax.plot(x, values, ".-", ms=3, lw=0.8)
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].axhline(1000 * period, color="r", ls="--", lw=1, label="control period")
-    axes[0].legend(loc="upper right")
-    if any(r.cost > 0 for r in records if r.status == "OK"):
-        axes[2].set_yscale("log")
     start = 0
     for ep in episodes:
         end = start + ep.ticks
-        if ep.episode % 2:
-            for ax in axes:
-                ax.axvspan(start - 0.5, end - 0.5, color="0.92", zorder=0)
+        x = np.arange(start, end)
+        for ax, v in zip(axes, values.values(), strict=True):
+            ax.plot(
+                x,
+                np.where(ok[start:end], v[start:end], np.nan),
+                ".-",
+                ms=3,
+                lw=0.8,
+                color="C0" if ep.success else "C3",
+            )
+            if ep.episode % 2:
+                ax.axvspan(start - 0.5, end - 0.5, color="0.93", zorder=0)
         axes[0].annotate(
-            f"ep {ep.episode + 1} {'ok' if ep.success else 'fail'}",
+            f"ep {ep.episode + 1}: {'success' if ep.success else 'failure'}",
             (start, 1.02),
             xycoords=("data", "axes fraction"),
             fontsize=8,
         )
         start = end
-    axes[-1].set_xlabel("control tick")
+    for ax, label in zip(axes, values, strict=True):
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].axhline(1000 * period, color="k", ls="--", lw=1, label="control period")
+    axes[0].legend(loc="upper right", fontsize=8)
+    for ax, v in ((axes[0], values["solve time (ms)"]), (axes[2], values["cost (latent MSE)"])):
+        if (v[ok] > 0).any():
+            ax.set_yscale("log")
+    axes[-1].set_xlabel("control tick (blue: successful episode, red: failed)")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
@@ -489,7 +453,7 @@ def summarize(
             "env": args.env,
             "mode": "realtime" if args.realtime else "fast",
             "success_rate": sum(e.success for e in episodes) / max(len(episodes), 1),
-            "episodes": [{k: v for k, v in asdict(e).items() if k != "trail"} for e in episodes],
+            "episodes": [asdict(e) for e in episodes],
             "ticks": len(records),
             "deadline_misses": sum(e.deadline_misses for e in episodes),
             "solve_time_ms": ms([r.solve_time for r in ok]),
@@ -527,41 +491,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     check_env_fits(runtime.model, env, args.env)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    anim = Animation(env, runtime) if args.gif else None
+    anim = Animation(env, runtime.model, runtime.period) if args.gif else None
     episodes = [
         Episode(i, args.seed + i, max_ticks=args.max_ticks or 0) for i in range(args.episodes)
     ]
-    records: list[Tick] = []
-    clock = [0.0]
     wall0 = time.perf_counter()
     with (
         write_bag(out / "rosbag", overwrite=True) as bag,
-        tqdm(total=0, unit="tick", desc="demo", mininterval=1) as bar,
+        tqdm(total=0, unit="tick", mininterval=1) as bar,
     ):
-        log = BagLog(bag, runtime.params["frame_id"])
+        loop = ClosedLoop(runtime, env, bag, anim, args.realtime, len(episodes))
         for ep in episodes:
             bar.set_description(f"episode {ep.episode + 1}/{len(episodes)}")
-            run_episode(
-                runtime,
-                env,
-                args.env,
-                ep,
-                clock,
-                log,
-                anim,
-                args.realtime,
-                bar,
-                records,
-                len(episodes),
-            )
-    summary = summarize(args, runtime, episodes, records, time.perf_counter() - wall0)
-    plot_ticks(records, episodes, runtime.period, out / "ticks.png")
+            loop.run(ep, bar)
+    summary = summarize(args, runtime, episodes, loop.records, time.perf_counter() - wall0)
+    title = _title(args, runtime, summary)
+    plot_ticks(loop.records, episodes, title, runtime.period, out / "ticks.png")
     if anim is not None:
         anim.save(out / "demo.gif")
     else:
         (out / "demo.gif").unlink(missing_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def _title(args: argparse.Namespace, runtime: PlannerRuntime, summary: dict[str, Any]) -> str:
+    p = runtime.params
+    return (
+        f"{args.env}, {p['planner']} T={p['horizon']}, {summary['mode']} "
+        f"({p['budget']} budget), success {summary['success_rate']:.0%}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -85,12 +85,12 @@ def draw_ring(
     return image
 
 
-def title(image: np.ndarray, text: str) -> np.ndarray:
-    """A one-line caption on a light band across the top of ``image``, in place."""
-    h = min(16, image.shape[0])
-    image[:h] = (0.35 * image[:h] + 0.65 * np.asarray(BAR_COLOR)).astype(np.uint8)
-    cv2.putText(image, text, (4, h - 4), _FONT, 0.4, TEXT_COLOR, 1, cv2.LINE_AA)
-    return image
+def caption(image: np.ndarray, text: str, height: int = 16) -> np.ndarray:
+    """``image`` under a light band holding one line of ``text`` (a new, taller image)."""
+    band = np.empty((height, image.shape[1], 3), dtype=np.uint8)
+    band[:] = BAR_COLOR
+    cv2.putText(band, text, (4, height - 4), _FONT, 0.4, TEXT_COLOR, 1, cv2.LINE_AA)
+    return np.concatenate([band, _check_rgb(image)], axis=0)
 
 
 def text_bar(width: int, lines: Sequence[str], line_height: int = 16) -> np.ndarray:
@@ -101,26 +101,6 @@ def text_bar(width: int, lines: Sequence[str], line_height: int = 16) -> np.ndar
         y = 3 + line_height * (i + 1) - 4
         cv2.putText(bar, line, (6, y), _FONT, 0.42, TEXT_COLOR, 1, cv2.LINE_AA)
     return bar
-
-
-def strip(images: Sequence[np.ndarray], width: int, colors: np.ndarray | None = None) -> np.ndarray:
-    """Images side by side, scaled to fill ``width``, each over a bar of its ``colors`` row.
-
-    The colour bars match :func:`time_colors` dots on the camera panel, so a decoded virtual
-    state can be found on the plan drawn above it.
-    """
-    if not images:
-        raise ValueError("strip needs at least one image")
-    cell = width // len(images)
-    bar = 4 if colors is not None else 0
-    out = np.full((cell + bar, width, 3), 255, dtype=np.uint8)
-    for i, img in enumerate(images):
-        out[:cell, i * cell : (i + 1) * cell] = cv2.resize(
-            _check_rgb(img), (cell, cell), interpolation=cv2.INTER_AREA
-        )
-        if colors is not None:
-            out[cell:, i * cell : (i + 1) * cell] = colors[i]
-    return out
 
 
 def stack(rows: Sequence[Sequence[np.ndarray]], gap: int = 4) -> np.ndarray:

@@ -1,0 +1,263 @@
+"""The benchmark protocol: one planner, one task, one measured outcome.
+
+Open loop (the paper's protocol): the planner plans from the start image's latent to the goal
+image's latent under a wall-clock budget and an iteration cap. Every ``check_every`` seconds of
+planner time its current answer (``snapshot()``, the plan it would return if stopped now) is
+executed blindly in the true environment; the first snapshot that ends within the
+environment's success radius gives the time to success and stops the planner. Checking time is
+excluded from the planner's clock by :meth:`Planner.plan`, and the model calls made by the
+checks are subtracted, so the figures are the planner's own.
+
+Closed loop (``--closed-loop``): :class:`PlannerRuntime` replans at its control rate from each
+new camera image with warm starts, exactly as the ROS node does, for at most ``horizon``
+environment steps; success is reaching the goal on the way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from grasp_ros.control import PlannerRuntime, Status
+from grasp_ros.envs import PointEnv, Task
+from grasp_ros.planning import PLANNERS, Plan, Planner, make_planner
+from grasp_ros.tools.train import to_tensor
+
+#: GRASP's ablations (paper, Sec. "ablations"): each removes one ingredient of the method.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "grasp-nonoise": {"state_noise": 0.0},
+    "grasp-nostopgrad": {"stop_grad": False},
+    "grasp-nogoal": {"goal_weight": 0.0},
+    "grasp-nosync": {"sync_every": 0},
+}
+BENCH_PLANNERS = (*sorted(PLANNERS, key=("grasp", "gd", "cem", "collocation").index), *ABLATIONS)
+
+#: Iterations timed per planner for the per-iteration cost: whole GRASP sync cycles (2 x 50),
+#: and enough iterations of the serial planners that one run lasts well over a timer tick.
+TIMING_ITERATIONS = {"grasp": 100, "gd": 20, "cem": 5, "collocation": 100}
+
+
+def planner_spec(name: str) -> tuple[str, dict[str, Any]]:
+    """``(planner, config overrides)`` for a benchmark planner name such as 'grasp-nosync'."""
+    if name in PLANNERS:
+        return name, {}
+    if name in ABLATIONS:
+        return "grasp", dict(ABLATIONS[name])
+    raise ValueError(f"unknown planner {name!r}; choose from {', '.join(BENCH_PLANNERS)}")
+
+
+def build_planner(name: str, model: nn.Module, horizon: int, max_iters: int, seed: int) -> Planner:
+    """The planner called ``name`` (ablations included) with the shared iteration cap."""
+    base, overrides = planner_spec(name)
+    return make_planner(base, model, horizon, iterations=max_iters, seed=seed, **overrides)
+
+
+@torch.no_grad()
+def encode_tasks(
+    model: nn.Module, tasks: list[Task], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start and goal latents ``[N, *L]`` of the tasks' images, encoded in one batch."""
+    images = np.stack([im for t in tasks for im in (t.start_image, t.goal_image)])
+    z = model.encode(to_tensor(images).to(device))
+    return z[0::2], z[1::2]
+
+
+def execute(env: PointEnv, start_state: np.ndarray, actions: torch.Tensor) -> np.ndarray:
+    """Final true state after running ``actions`` ``[T, A]`` open loop from ``start_state``."""
+    state = np.asarray(start_state, dtype=np.float64)[None]
+    for a in actions.detach().cpu().numpy().astype(np.float64):
+        state = env.step_states(state, a[None])
+    return state[0]
+
+
+@dataclass
+class TaskResult:
+    """What one planner did on one task.
+
+    Attributes:
+        seed, optimal_steps, non_greedy: the task (``env.sample_task(horizon, seed)``).
+        success: the planner's plan reached the goal in the true environment in the budget.
+        time_to_success: planner-clock seconds until the first successful snapshot (``None``
+            on failure); closed loop: planning seconds summed over the ticks until success.
+        iterations, model_calls: to success, or in the whole budget on failure (closed loop:
+            summed over ticks).
+        solve_time: planner-clock seconds spent (closed loop: summed over ticks).
+        cost: latent MSE of the final (or first successful) plan's rollout to the goal.
+        distance: true distance from the executed plan's end (closed loop: the last state)
+            to the goal, in world units.
+        steps: environment steps taken (closed loop only; open loop: the horizon).
+        error: the runtime's message when a tick failed (closed loop only).
+    """
+
+    seed: int
+    optimal_steps: int
+    non_greedy: bool
+    success: bool
+    time_to_success: float | None
+    iterations: int
+    model_calls: int
+    solve_time: float
+    cost: float
+    distance: float
+    steps: int
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _distance(state: np.ndarray, goal_state: np.ndarray) -> float:
+    return float(np.linalg.norm(np.asarray(state)[:2] - np.asarray(goal_state)[:2]))
+
+
+def run_open_loop(
+    planner: Planner,
+    env: PointEnv,
+    task: Task,
+    start: torch.Tensor,
+    goal: torch.Tensor,
+    budget: float,
+    check_every: float,
+) -> TaskResult:
+    """Plan under ``budget`` seconds, checking the current plan every ``check_every`` seconds."""
+    calls0 = planner.model_calls
+    check_calls = 0
+    next_check = 0.0
+    found: dict[str, Any] = {}
+
+    def check(it: int, elapsed: float, snapshot: Any) -> bool:
+        nonlocal check_calls, next_check
+        if elapsed < next_check:
+            return False
+        next_check = elapsed + check_every
+        own_calls = planner.model_calls - calls0 - check_calls
+        before = planner.model_calls
+        plan: Plan = snapshot()
+        check_calls += planner.model_calls - before
+        final = execute(env, task.start_state, plan.actions)
+        if env.success(final, task.goal_state):
+            found.update(it=it, time=elapsed, calls=own_calls, plan=plan, final=final)
+            return True
+        return False
+
+    plan = planner.plan(start, goal, deadline=budget, callback=check, callback_every=1)
+    if not found:
+        final = execute(env, task.start_state, plan.actions)
+        if env.success(final, task.goal_state):
+            found.update(
+                it=plan.iterations,
+                time=plan.solve_time,
+                calls=planner.model_calls - calls0 - check_calls,
+                plan=plan,
+                final=final,
+            )
+    if found:
+        best, final = found["plan"], found["final"]
+        iterations, calls = found["it"], found["calls"]
+    else:
+        best, final = plan, execute(env, task.start_state, plan.actions)
+        iterations, calls = plan.iterations, planner.model_calls - calls0 - check_calls
+    return TaskResult(
+        seed=int(task.seed or 0),
+        optimal_steps=task.optimal_steps,
+        non_greedy=task.non_greedy,
+        success=bool(found),
+        time_to_success=found.get("time"),
+        iterations=int(iterations),
+        model_calls=int(calls),
+        solve_time=float(plan.solve_time),
+        cost=float(best.cost),
+        distance=_distance(final, task.goal_state),
+        steps=task.horizon,
+    )
+
+
+def run_closed_loop(
+    model: nn.Module, env: PointEnv, task: Task, name: str, max_iters: int, control_rate: float
+) -> TaskResult:
+    """Drive the true environment with :class:`PlannerRuntime` for at most ``horizon`` steps.
+
+    The runtime plans each tick under its ``'deadline'`` budget (the control period less its
+    margin, capped at ``max_iters`` iterations) from the newest image, warm-started from the
+    previous tick's plan shifted by one step; stamps come from a simulated clock, so images are
+    never stale.
+    """
+    base, overrides = planner_spec(name)
+    params = {
+        "planner": base,
+        "horizon": task.horizon,
+        "seed": int(task.seed or 0),
+        "control_rate": control_rate,
+        "budget": "deadline",
+        "iterations": max_iters,
+        "cold_start_iterations": max_iters,
+        **{f"{base}.{k}": v for k, v in overrides.items()},
+    }
+    runtime = PlannerRuntime(model, params)
+    obs = env.reset(state=task.start_state)
+    runtime.on_goal(task.goal_image)
+    planning, iterations, calls, cost, error = 0.0, 0, 0, math.nan, ""
+    success, steps = False, 0
+    while steps < task.horizon and not success:
+        now = steps * runtime.period
+        runtime.on_image(obs, now)
+        before = runtime.planner.model_calls
+        cmd = runtime.tick(now)
+        if cmd.status is not Status.OK:
+            error = f"{cmd.status.name}: {cmd.message}"
+            break
+        planning += cmd.solve_time
+        iterations += cmd.iterations
+        calls += runtime.planner.model_calls - before
+        cost = cmd.cost
+        obs = env.step(cmd.action)
+        steps += 1
+        success = env.success(env.state, task.goal_state)
+    return TaskResult(
+        seed=int(task.seed or 0),
+        optimal_steps=task.optimal_steps,
+        non_greedy=task.non_greedy,
+        success=success,
+        time_to_success=planning if success else None,
+        iterations=iterations,
+        model_calls=calls,
+        solve_time=planning,
+        cost=float(cost),
+        distance=_distance(env.state, task.goal_state),
+        steps=steps,
+        error=error,
+    )
+
+
+def iteration_seconds(
+    name: str,
+    model: nn.Module,
+    horizon: int,
+    start: torch.Tensor,
+    goal: torch.Tensor,
+    repeats: int = 3,
+) -> float:
+    """Wall-clock seconds per iteration at ``horizon``: the fastest of ``repeats`` timed runs.
+
+    Each run is a fixed number of iterations (:data:`TIMING_ITERATIONS`) without checks, so
+    GRASP's serial syncs are amortised as in a long solve; an infinite deadline makes the
+    planner synchronise CUDA after every iteration, as in the timed tasks. The minimum over
+    repeats is the figure least disturbed by other work on a shared machine.
+    """
+    base, _ = planner_spec(name)
+    iters = TIMING_ITERATIONS[base]
+    planner = build_planner(name, model, horizon, iters, seed=0)
+    elapsed: list[float] = []
+
+    def record(it: int, seconds: float, snapshot: Any) -> bool:
+        elapsed.append(seconds)
+        return False
+
+    for _ in range(repeats):
+        planner.plan(start, goal, deadline=math.inf, callback=record, callback_every=iters)
+    return min(elapsed) / iters

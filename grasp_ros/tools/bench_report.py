@@ -1,0 +1,365 @@
+"""Benchmark statistics and result files: JSON, a Markdown table in the paper's format, plots.
+
+A run's ``results`` dict (built by :mod:`grasp_ros.tools.bench`) holds every task outcome; this
+module summarises it (success rates with Wilson 95% intervals, medians over successful tasks),
+checks the paper's claim at long horizons, and writes ``NAME.json``, ``NAME.md``,
+``NAME_success.png`` and ``NAME_time.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+#: The issue's acceptance claim: at horizons >= CLAIM_HORIZON, GRASP's success rate at least
+#: CLAIM_POINTS above the better of GD and CEM, and its median time at most CLAIM_TIME_RATIO
+#: of CEM's.
+CLAIM_HORIZON = 50
+CLAIM_POINTS = 10.0
+CLAIM_TIME_RATIO = 1 / 3
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score 95% interval for a binomial rate (sound at 0% and 100%, unlike +-1.96 sd)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def summarize(tasks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Success rate, interval, and medians over the successful tasks (time, iterations, calls)."""
+    wins = [t for t in tasks if t["success"]]
+    low, high = wilson_interval(len(wins), len(tasks))
+    return {
+        "tasks": len(tasks),
+        "successes": len(wins),
+        "success_rate": len(wins) / len(tasks) if tasks else 0.0,
+        "ci95": [low, high],
+        "median_time_to_success": _median([t["time_to_success"] for t in wins]),
+        "median_iterations_to_success": _median([t["iterations"] for t in wins]),
+        "median_model_calls_to_success": _median([t["model_calls"] for t in wins]),
+        "median_distance": _median([t["distance"] for t in tasks]),
+    }
+
+
+def check_claims(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's claim per environment, at each horizon >= 50 and pooled over them.
+
+    Needs 'grasp', 'gd' and 'cem' in the run; returns an empty list otherwise. When CEM never
+    succeeds its median time is undefined and the time condition holds only if GRASP succeeds.
+    """
+    claims = []
+    for env, by_h in results.items():
+        long = sorted((int(h), cells) for h, cells in by_h.items() if int(h) >= CLAIM_HORIZON)
+        if not long or not all({"grasp", "gd", "cem"} <= set(c) for _, c in long):
+            continue
+        pooled = {
+            p: summarize([t for _, c in long for t in c[p]["tasks"]])
+            for p in ("grasp", "gd", "cem")
+        }
+        groups = [(str(h), {p: c[p]["summary"] for p in ("grasp", "gd", "cem")}) for h, c in long]
+        for label, s in [*groups, (f">={CLAIM_HORIZON}", pooled)]:
+            rival = max(s["gd"]["success_rate"], s["cem"]["success_rate"])
+            points = 100 * (s["grasp"]["success_rate"] - rival)
+            t_grasp = s["grasp"]["median_time_to_success"]
+            t_cem = s["cem"]["median_time_to_success"]
+            ratio = t_grasp / t_cem if t_grasp is not None and t_cem else None
+            time_ok = t_grasp is not None and (t_cem is None or ratio <= CLAIM_TIME_RATIO)
+            claims.append(
+                {
+                    "env": env,
+                    "horizon": label,
+                    "grasp_success": s["grasp"]["success_rate"],
+                    "best_rival_success": rival,
+                    "points_ahead": points,
+                    "success_ok": points >= CLAIM_POINTS,
+                    "grasp_time": t_grasp,
+                    "cem_time": t_cem,
+                    "time_ratio": ratio,
+                    "time_ok": time_ok,
+                }
+            )
+    return claims
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename, so no reader sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _pct(rate: float) -> str:
+    return f"{100 * rate:.0f}%"
+
+
+def _secs(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def markdown(run: dict[str, Any]) -> str:
+    """The run as Markdown: per environment the paper's table (success % / median time)."""
+    cfg, results = run["config"], run["results"]
+    planners = cfg["planners"]
+    loop = "closed loop (PlannerRuntime)" if cfg["closed_loop"] else "open loop"
+    out = [
+        f"# grasp-ros-bench: {run['run']}",
+        "",
+        f"{run['created']} · {run['machine']['summary']} · device `{run['device']}` · "
+        f"torch {run['versions']['torch']} · grasp_ros {run['versions']['grasp_ros']} · "
+        f"run took {run['wall_time_s'] / 60:.1f} min",
+        "",
+        f"Protocol ({loop}): `{cfg['tasks']}` tasks per horizon, `env.sample_task(H, seed)` "
+        f"with seeds {cfg['seeds'][0]}..{cfg['seeds'][-1]}; every planner gets the same "
+        f"wall-clock budget ({cfg['budget_per_step'] * 1000:g} ms per horizon step: "
+        + ", ".join(f"H={h}: {b:g}s" for h, b in cfg["budgets"].items())
+        + f") and iteration cap ({cfg['max_iters']}). "
+        + (
+            f"The best plan so far is executed in the true environment every "
+            f"{cfg['check_every'] * 1000:g} ms of planner time; the first success stops the "
+            "planner and gives the time to success (checking time excluded)."
+            if not cfg["closed_loop"]
+            else f"The runtime replans at {cfg['control_rate']:g} Hz for at most H steps; time to "
+            "success is the planning time summed over the ticks until the goal is reached."
+        ),
+        "",
+        "Cells: success rate / median time to success over the successful tasks "
+        "(lower is better), planner-clock seconds.",
+    ]
+    for env, by_h in results.items():
+        horizons = list(by_h)
+        out += ["", f"## {env} (model `{run['models'][env]['spec']}`)", ""]
+        rows = [
+            [
+                f"H={h}",
+                *(
+                    f"{_pct(by_h[h][p]['summary']['success_rate'])} / "
+                    f"{_secs(by_h[h][p]['summary']['median_time_to_success'])}"
+                    for p in planners
+                ),
+            ]
+            for h in horizons
+        ]
+        out += _table(["Horizon", *planners], rows)
+        out += ["", "Success 95% interval (Wilson):", ""]
+        rows = [
+            [
+                f"H={h}",
+                *("–".join(_pct(x) for x in by_h[h][p]["summary"]["ci95"]) for p in planners),
+            ]
+            for h in horizons
+        ]
+        out += _table(["Horizon", *planners], rows)
+        out += ["", "Median iterations / model calls to success:", ""]
+        rows = [
+            [f"H={h}", *(_iters_calls(by_h[h][p]["summary"]) for p in planners)] for h in horizons
+        ]
+        out += _table(["Horizon", *planners], rows)
+        tasks = run["tasks"][env]
+        out += ["", "Tasks (shortest path by BFS, in full-speed steps):", ""]
+        out += _table(
+            ["Horizon", "optimal steps (mean, min–max)", "non-greedy"],
+            [
+                [
+                    f"H={h}",
+                    f"{t['optimal_steps_mean']:.1f} ({t['optimal_steps_min']}–"
+                    f"{t['optimal_steps_max']})",
+                    _pct(t["non_greedy"]),
+                ]
+                for h, t in tasks.items()
+            ],
+        )
+    out += [
+        "",
+        "## Per-iteration wall time, as a ratio to the shortest horizon",
+        "",
+        "GRASP's parallel-in-time claim: one GRASP iteration is one batched model call, so "
+        "its cost grows far slower with H than GD's and CEM's serial rollouts. Fastest of "
+        "3 timed runs of a fixed iteration count (GRASP: 2 sync cycles).",
+        "",
+    ]
+    for env, per in run["iteration_seconds"].items():
+        horizons = list(next(iter(per.values())))
+        rows = [
+            [
+                p,
+                *(
+                    f"{per[p][h] / per[p][horizons[0]]:.2f} ({1000 * per[p][h]:.1f} ms)"
+                    for h in horizons
+                ),
+            ]
+            for p in per
+        ]
+        out += [f"{env}:", "", *_table(["Planner", *(f"H={h}" for h in horizons)], rows), ""]
+    if run["claims"]:
+        out += [
+            "## Claim check",
+            "",
+            f"At H >= {CLAIM_HORIZON}: GRASP's success rate at least {CLAIM_POINTS:g} points "
+            "above the better of GD and CEM, and its median time to success at most "
+            f"{CLAIM_TIME_RATIO:.2f} of CEM's.",
+            "",
+        ]
+        rows = [
+            [
+                c["env"],
+                c["horizon"],
+                _pct(c["grasp_success"]),
+                _pct(c["best_rival_success"]),
+                f"{c['points_ahead']:+.0f}",
+                "yes" if c["success_ok"] else "NO",
+                _secs(c["grasp_time"]),
+                _secs(c["cem_time"]),
+                "—" if c["time_ratio"] is None else f"{c['time_ratio']:.2f}",
+                "yes" if c["time_ok"] else "NO",
+            ]
+            for c in run["claims"]
+        ]
+        out += _table(
+            [
+                "env",
+                "H",
+                "GRASP",
+                "best of GD/CEM",
+                "points",
+                "success holds",
+                "GRASP time",
+                "CEM time",
+                "ratio",
+                "time holds",
+            ],
+            rows,
+        )
+    return "\n".join(out) + "\n"
+
+
+def _iters_calls(s: dict[str, Any]) -> str:
+    if not s["successes"]:
+        return "—"
+    return f"{s['median_iterations_to_success']:g} / {s['median_model_calls_to_success']:g}"
+
+
+def plot(run: dict[str, Any], success_path: Path, time_path: Path) -> None:
+    """Success rate vs horizon, and median time to success and per-iteration cost vs horizon."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    planners, results = run["config"]["planners"], run["results"]
+    envs = list(results)
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 4), squeeze=False)
+    for ax, env in zip(axes[0], envs, strict=True):
+        horizons = [int(h) for h in results[env]]
+        for p in planners:
+            s = [results[env][str(h)][p]["summary"] for h in horizons]
+            rate = [100 * x["success_rate"] for x in s]
+            err = [
+                [r - 100 * x["ci95"][0] for r, x in zip(rate, s, strict=True)],
+                [100 * x["ci95"][1] - r for r, x in zip(rate, s, strict=True)],
+            ]
+            ax.errorbar(horizons, rate, yerr=err, marker="o", capsize=3, label=p)
+        ax.set(
+            title=f"{env}: success (95% CI)", xlabel="horizon H", ylabel="success %", ylim=(-5, 105)
+        )
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, success_path)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(2, len(envs), figsize=(5 * len(envs), 7.5), squeeze=False)
+    for col, env in enumerate(envs):
+        horizons = [int(h) for h in results[env]]
+        ax = axes[0][col]
+        for p in planners:
+            pts = [
+                (h, results[env][str(h)][p]["summary"]["median_time_to_success"]) for h in horizons
+            ]
+            pts = [(h, t) for h, t in pts if t is not None]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=p)
+        ax.set(
+            title=f"{env}: median time to success",
+            xlabel="horizon H",
+            ylabel="seconds",
+            yscale="log",
+        )
+        ax.grid(alpha=0.3, which="both")
+        ax = axes[1][col]
+        per = run["iteration_seconds"][env]
+        for p, by_h in per.items():
+            hs = list(by_h)
+            ax.plot([int(h) for h in hs], [by_h[h] / by_h[hs[0]] for h in hs], marker="o", label=p)
+        ax.set(
+            title=f"{env}: per-iteration time / time at H={hs[0]}",
+            xlabel="horizon H",
+            ylabel="ratio",
+        )
+        ax.grid(alpha=0.3)
+    axes[1][-1].legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, time_path)
+    plt.close(fig)
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    _atomic_write(path, buf.getvalue())
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities (e.g. the cost of a plan never made) as null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_results(run: dict[str, Any], out: Path) -> list[Path]:
+    """Write NAME.json, NAME.md, NAME_success.png and NAME_time.png into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    name = run["run"]
+    paths = [
+        out / f"{name}.json",
+        out / f"{name}.md",
+        out / f"{name}_success.png",
+        out / f"{name}_time.png",
+    ]
+    text = json.dumps(_json_safe(run), separators=(",", ":"), allow_nan=False)
+    _atomic_write(paths[0], (text + "\n").encode())
+    _atomic_write(paths[1], markdown(run).encode())
+    plot(run, paths[2], paths[3])
+    return paths

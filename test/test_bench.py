@@ -1,0 +1,280 @@
+"""grasp-ros-bench: the protocol measures success in the true environment, the CLI writes
+well-formed results, and bad input is refused with one clear line. No timing assertions."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from grasp_ros.envs import Task, WallEnv
+from grasp_ros.models import ReferenceWorldModel, WorldModel
+from grasp_ros.tools import bench, bench_report
+from grasp_ros.tools.bench_protocol import (
+    BENCH_PLANNERS,
+    build_planner,
+    encode_tasks,
+    planner_spec,
+    run_closed_loop,
+    run_open_loop,
+)
+
+CPU = torch.device("cpu")
+
+
+class DotModel(WorldModel):
+    """An exact world model of the Wall world *without* its walls: the latent is the red dot's
+    position (from the image) in arena units / 64, and an action moves it ``2 * a`` units."""
+
+    image_size = 64
+
+    def __init__(self) -> None:
+        super().__init__((2,), 2, -1.0, 1.0)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        red = (images[:, 0] - images[:, 1]).clamp(min=0)
+        c = (torch.arange(images.shape[-1]) + 0.5) / images.shape[-1]
+        mass = red.sum((1, 2)).clamp(min=1e-8)
+        return torch.stack([(red.sum(1) * c).sum(1), (red.sum(2) * c).sum(1)], 1) / mass[:, None]
+
+    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return latents + actions.clamp(-1, 1) * 2 / 64
+
+
+def make_task(
+    env: WallEnv,
+    start: tuple[float, float],
+    goal: tuple[float, float],
+    horizon: int,
+    door: float = 20.0,
+) -> Task:
+    s, g = np.array([*start, door]), np.array([*goal, door])
+    images = env.render_states(np.stack([s, g]))
+    return Task(
+        start_state=s,
+        goal_state=g,
+        start_image=images[0],
+        goal_image=images[1],
+        horizon=horizon,
+        optimal_steps=env.optimal_steps(s, g),
+        non_greedy=False,
+        seed=3,
+    )
+
+
+def plan_task(
+    name: str,
+    start: tuple[float, float],
+    goal: tuple[float, float],
+    horizon: int,
+    budget: float = 2.0,
+):
+    env, model = WallEnv(), DotModel()
+    task = make_task(env, start, goal, horizon)
+    s, g = encode_tasks(model, [task], CPU)
+    planner = build_planner(name, model, horizon, max_iters=2000, seed=0)
+    return run_open_loop(planner, env, task, s[0], g[0], budget=budget, check_every=0.01)
+
+
+@pytest.mark.parametrize("name", ["grasp", "gd", "cem", "grasp-nosync"])
+def test_open_loop_success_is_checked_in_the_true_environment(name: str) -> None:
+    res = plan_task(name, (8, 10), (20, 50), horizon=24)  # same room: the model is exact
+    assert res.success and res.distance < WallEnv.success_radius
+    assert res.time_to_success is not None and 0 < res.time_to_success <= res.solve_time
+    assert res.iterations >= 1 and res.model_calls >= 1
+    assert res.optimal_steps <= 24 and res.seed == 3
+
+
+def test_a_plan_the_model_likes_but_the_wall_blocks_is_a_failure() -> None:
+    # The model knows no wall: its straight plan reaches the goal in the model, not in the env.
+    res = plan_task("grasp", (10, 50), (54, 50), horizon=28, budget=0.3)
+    assert not res.success and res.time_to_success is None
+    assert res.cost < 1e-3  # the model believes it arrives...
+    assert res.distance > 20  # ...the true agent is stopped at the wall, far from the goal
+
+
+def test_closed_loop_replans_through_the_runtime() -> None:
+    env, model = WallEnv(), DotModel()
+    task = make_task(env, (8, 10), (30 - 8, 30), horizon=20)
+    res = run_closed_loop(model, env, task, "grasp", max_iters=50, control_rate=100.0)
+    assert res.success and res.error == ""
+    assert 0 < res.steps <= 20 and res.iterations > 0 and res.time_to_success is not None
+
+
+def test_ablations_are_grasp_with_one_ingredient_removed() -> None:
+    assert planner_spec("gd") == ("gd", {})
+    assert planner_spec("grasp-nonoise") == ("grasp", {"state_noise": 0.0})
+    assert planner_spec("grasp-nostopgrad") == ("grasp", {"stop_grad": False})
+    assert planner_spec("grasp-nogoal") == ("grasp", {"goal_weight": 0.0})
+    assert planner_spec("grasp-nosync") == ("grasp", {"sync_every": 0})
+    assert set(BENCH_PLANNERS) >= {"grasp", "gd", "cem", "collocation"}
+    with pytest.raises(ValueError, match="unknown planner 'mppi'"):
+        planner_spec("mppi")
+
+
+def test_wilson_interval() -> None:
+    assert bench_report.wilson_interval(0, 0) == (0.0, 1.0)
+    low, high = bench_report.wilson_interval(10, 20)
+    assert low == pytest.approx(0.2993, abs=1e-3) and high == pytest.approx(0.7007, abs=1e-3)
+    assert bench_report.wilson_interval(20, 20)[1] == 1.0
+    assert bench_report.wilson_interval(0, 20)[0] == 0.0
+
+
+def _cell(wins: int, n: int, time: float) -> dict:
+    tasks = [
+        {
+            "success": i < wins,
+            "time_to_success": time if i < wins else None,
+            "iterations": 5,
+            "model_calls": 5,
+            "distance": 1.0,
+        }
+        for i in range(n)
+    ]
+    return {"summary": bench_report.summarize(tasks), "tasks": tasks}
+
+
+def test_claim_check_compares_grasp_with_the_better_baseline() -> None:
+    results = {
+        "wall": {
+            "20": {"grasp": _cell(1, 10, 9.0), "gd": _cell(9, 10, 1.0), "cem": _cell(9, 10, 1.0)},
+            "60": {"grasp": _cell(8, 10, 1.0), "gd": _cell(6, 10, 2.0), "cem": _cell(7, 10, 4.0)},
+            "80": {"grasp": _cell(5, 10, 2.0), "gd": _cell(5, 10, 2.0), "cem": _cell(0, 10, 0.0)},
+        }
+    }
+    claims = {c["horizon"]: c for c in bench_report.check_claims(results)}
+    assert set(claims) == {"60", "80", ">=50"}  # H=20 is not part of the claim
+    assert claims["60"]["points_ahead"] == pytest.approx(10.0)
+    assert claims["60"]["success_ok"] and claims["60"]["time_ok"]  # 1.0 <= 4.0 / 3
+    assert not claims["80"]["success_ok"]
+    assert claims["80"]["time_ok"] and claims["80"]["cem_time"] is None  # CEM never succeeded
+    assert claims[">=50"]["grasp_success"] == pytest.approx(0.65)
+    assert bench_report.check_claims({"wall": {"60": {"grasp": _cell(1, 2, 1.0)}}}) == []
+
+
+@pytest.fixture(scope="module")
+def untrained_models(tmp_path_factory) -> list[str]:
+    """Untrained reference-model checkpoints for both worlds (fast, no shipped files needed)."""
+    folder = tmp_path_factory.mktemp("models")
+    args = []
+    for env in ("wall", "maze"):
+        torch.manual_seed(0)
+        path = folder / f"{env}.pt"
+        torch.save(ReferenceWorldModel(env_name=env).checkpoint(), path)
+        args += ["--model", f"{env}={path}"]
+    return args
+
+
+def test_cli_writes_well_formed_results(
+    tmp_path: Path, untrained_models: list[str], capsys
+) -> None:
+    argv = [
+        "--profile",
+        "quick",
+        "--env",
+        "wall,maze",
+        "--planners",
+        "grasp,gd,cem,grasp-nogoal",
+        "--horizons",
+        "12,8",
+        "--tasks",
+        "2",
+        "--budget-per-step",
+        "0.004",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "smoke",
+        *untrained_models,
+    ]
+    assert bench.main(argv) == 0
+    assert "smoke.json" in capsys.readouterr().out
+    run = json.loads((tmp_path / "smoke.json").read_text())
+    assert run["config"]["horizons"] == [8, 12] and run["config"]["seeds"] == [0, 1]
+    assert run["config"]["budgets"] == {"8": 0.032, "12": 0.048}
+    assert run["device"] == "cpu" and run["versions"]["torch"] == torch.__version__
+    assert run["machine"]["cores"] >= 1 and run["wall_time_s"] > 0
+    for env in ("wall", "maze"):
+        assert set(run["results"][env]) == {"8", "12"}
+        for cells in run["results"][env].values():
+            assert list(cells) == ["grasp", "gd", "cem", "grasp-nogoal"]
+            for cell in cells.values():
+                s = cell["summary"]
+                assert s["tasks"] == 2 == len(cell["tasks"])
+                assert 0 <= s["success_rate"] <= 1 and s["ci95"][0] <= s["ci95"][1]
+                assert all(t["iterations"] >= 0 and t["model_calls"] >= 0 for t in cell["tasks"])
+        for per_h in run["iteration_seconds"][env].values():
+            assert set(per_h) == {"8", "12"} and all(v > 0 for v in per_h.values())
+        assert set(run["tasks"][env]) == {"8", "12"}
+    assert run["claims"] == []  # no horizon >= 50 in this run
+    md = (tmp_path / "smoke.md").read_text()
+    assert "| Horizon | grasp | gd | cem | grasp-nogoal |" in md
+    assert md.count("| H=8 |") >= 3 and "ratio to the shortest horizon" in md
+    for png in ("smoke_success.png", "smoke_time.png"):
+        data = (tmp_path / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_closed_loop_cli(tmp_path: Path, untrained_models: list[str]) -> None:
+    argv = [
+        "--env",
+        "wall",
+        "--planners",
+        "gd",
+        "--horizons",
+        "5",
+        "--tasks",
+        "1",
+        "--closed-loop",
+        "--control-rate",
+        "200",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "cl",
+        *untrained_models[:2],
+    ]
+    assert bench.main(argv) == 0
+    run = json.loads((tmp_path / "cl.json").read_text())
+    task = run["results"]["wall"]["5"]["gd"]["tasks"][0]
+    assert run["config"]["closed_loop"] and 1 <= task["steps"] <= 5 and task["error"] == ""
+    assert "closed loop (PlannerRuntime)" in (tmp_path / "cl.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--env", "mars"], "unknown ['mars']"),
+        (["--planners", "grasp,mppi"], "unknown ['mppi']"),
+        (["--horizons", "20,abc"], "not a list of ints"),
+        (["--tasks", "0"], "--tasks must be at least 1"),
+        (["--budget-per-step", "-1"], "--budget-per-step must be positive"),
+        (["--env", "wall", "--model", "maze=x.pt"], "not among --env"),
+        (["--model", "wall"], "expected ENV=SPEC"),
+        (["--device", "tpu"], "--device 'tpu'"),
+    ],
+)
+def test_bad_arguments_exit_with_a_clear_message(argv: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_missing_model_is_one_error_line(tmp_path: Path, capsys) -> None:
+    argv = ["--env", "wall", "--model", f"wall={tmp_path / 'nope.pt'}", "--out", str(tmp_path)]
+    assert bench.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("grasp-ros-bench: error: no world model")
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_results_are_strict_json_even_with_nan() -> None:
+    assert bench_report._json_safe({"a": [math.nan, 1.0, math.inf], "b": "c"}) == {
+        "a": [None, 1.0, None],
+        "b": "c",
+    }

@@ -27,13 +27,15 @@ CPU = torch.device("cpu")
 
 
 class DotModel(WorldModel):
-    """An exact world model of the Wall world *without* its walls: the latent is the red dot's
-    position (from the image) in arena units / 64, and an action moves it ``2 * a`` units."""
+    """An exact world model of the Wall world's left room, or of the arena without walls
+    (``room=False``): the latent is the red dot's position (from the image) in arena units / 64,
+    an action moves it ``2 * a`` units, and the room's walls stop it 0.5 units short."""
 
     image_size = 64
 
-    def __init__(self) -> None:
+    def __init__(self, room: bool = True) -> None:
         super().__init__((2,), 2, -1.0, 1.0)
+        self.room = room
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         red = (images[:, 0] - images[:, 1]).clamp(min=0)
@@ -42,7 +44,21 @@ class DotModel(WorldModel):
         return torch.stack([(red.sum(1) * c).sum(1), (red.sum(2) * c).sum(1)], 1) / mass[:, None]
 
     def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return latents + actions.clamp(-1, 1) * 2 / 64
+        moved = latents + actions.clamp(-1, 1) * 2 / 64
+        if not self.room:
+            return moved
+        low, high = torch.tensor([2.5, 2.5]) / 64, torch.tensor([28.5, 61.5]) / 64
+        return torch.maximum(torch.minimum(moved, high), low)
+
+    def project(self, latents: torch.Tensor) -> torch.Tensor:
+        return torch.cat([latents * 64, torch.zeros_like(latents[:, :1])], 1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_torch() -> None:
+    """torch.optim.Adam's first construction imports torch._dynamo (about 2 s), which would
+    eat a short planning budget; the benchmark's timing pass pays it before any task."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
 def make_task(
@@ -72,8 +88,9 @@ def plan_task(
     goal: tuple[float, float],
     horizon: int,
     budget: float = 2.0,
+    room: bool = True,
 ):
-    env, model = WallEnv(), DotModel()
+    env, model = WallEnv(), DotModel(room)
     task = make_task(env, start, goal, horizon)
     s, g = encode_tasks(model, [task], CPU)
     planner = build_planner(name, model, horizon, max_iters=2000, seed=0)
@@ -91,9 +108,9 @@ def test_open_loop_success_is_checked_in_the_true_environment(name: str) -> None
 
 def test_a_plan_the_model_likes_but_the_wall_blocks_is_a_failure() -> None:
     # The model knows no wall: its straight plan reaches the goal in the model, not in the env.
-    res = plan_task("grasp", (10, 50), (54, 50), horizon=28, budget=0.3)
+    res = plan_task("grasp", (10, 50), (54, 50), horizon=28, budget=0.3, room=False)
     assert not res.success and res.time_to_success is None
-    assert res.cost < 1e-3  # the model believes it arrives...
+    assert res.cost < 1e-3 and res.model_distance < 1  # the model believes it arrives...
     assert res.distance > 20  # ...the true agent is stopped at the wall, far from the goal
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from grasp_ros.control import PlannerRuntime, Status
+from grasp_ros.control.outputs import positions
 from grasp_ros.envs import PointEnv, Task
 from grasp_ros.planning import PLANNERS, Plan, Planner, make_planner
 from grasp_ros.tools.train import to_tensor
@@ -90,6 +91,10 @@ class TaskResult:
         cost: latent MSE of the final (or first successful) plan's rollout to the goal.
         distance: true distance from the executed plan's end (closed loop: the last state)
             to the goal, in world units.
+        model_distance: where the model believes the plan ends (``project`` of the rollout's
+            last latent) to the goal, in world units; ``None`` without ``project`` or in
+            closed loop. Small ``model_distance`` with large ``distance`` means the planner
+            solved the model's problem and the model was wrong.
         steps: environment steps taken (closed loop only; open loop: the horizon).
         error: the runtime's message when a tick failed (closed loop only).
     """
@@ -105,6 +110,7 @@ class TaskResult:
     cost: float
     distance: float
     steps: int
+    model_distance: float | None = None
     error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +119,11 @@ class TaskResult:
 
 def _distance(state: np.ndarray, goal_state: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(state)[:2] - np.asarray(goal_state)[:2]))
+
+
+def _model_distance(model: nn.Module, plan: Plan, goal_state: np.ndarray) -> float | None:
+    end = positions(model, plan.rollout[-1:])
+    return None if end is None else _distance(end[0], goal_state)
 
 
 def run_open_loop(
@@ -173,6 +184,7 @@ def run_open_loop(
         solve_time=float(plan.solve_time),
         cost=float(best.cost),
         distance=_distance(final, task.goal_state),
+        model_distance=_model_distance(planner.model, best, task.goal_state),
         steps=task.horizon,
     )
 

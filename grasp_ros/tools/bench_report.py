@@ -53,6 +53,9 @@ def summarize(tasks: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "median_iterations_to_success": _median([t["iterations"] for t in wins]),
         "median_model_calls_to_success": _median([t["model_calls"] for t in wins]),
         "median_distance": _median([t["distance"] for t in tasks]),
+        "median_model_distance": _median(
+            [t["model_distance"] for t in tasks if t.get("model_distance") is not None]
+        ),
     }
 
 
@@ -181,6 +184,16 @@ def markdown(run: dict[str, Any]) -> str:
             [f"H={h}", *(_iters_calls(by_h[h][p]["summary"]) for p in planners)] for h in horizons
         ]
         out += _table(["Horizon", *planners], rows)
+        out += [
+            "",
+            "Median distance from the plan's end to the goal, world units: true / as the model "
+            "predicts it (true far, predicted near: the model, not the planner, was wrong):",
+            "",
+        ]
+        rows = [
+            [f"H={h}", *(_distances(by_h[h][p]["summary"]) for p in planners)] for h in horizons
+        ]
+        out += _table(["Horizon", *planners], rows)
         tasks = run["tasks"][env]
         out += ["", "Tasks (shortest path by BFS, in full-speed steps):", ""]
         out += _table(
@@ -263,6 +276,11 @@ def _iters_calls(s: dict[str, Any]) -> str:
     if not s["successes"]:
         return "—"
     return f"{s['median_iterations_to_success']:g} / {s['median_model_calls_to_success']:g}"
+
+
+def _distances(s: dict[str, Any]) -> str:
+    model = s.get("median_model_distance")
+    return f"{s['median_distance']:.1f} / " + ("—" if model is None else f"{model:.1f}")
 
 
 def plot(run: dict[str, Any], success_path: Path, time_path: Path) -> None:

@@ -349,6 +349,29 @@ def test_truncated_mcap_is_replayed_up_to_the_cut(bags, tmp_path, capsys) -> Non
     assert run(bag).report["truncated"]["offset"] == stop["offset"]
 
 
+def test_truncated_zstd_mcap_as_ros2_bag_record_writes_it(bags, tmp_path) -> None:
+    """ros2 bag record's MCAP chunks are zstd-compressed by default."""
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
+
+    path = tmp_path / "zstd"
+    writer = Writer(path, version=8, storage_plugin=StoragePlugin.MCAP)
+    writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+    with BagReader(bags["big"]) as src, writer:
+        conns = {
+            t: writer.add_connection(t, m, typestore=typestore()) for t, m in src.topics.items()
+        }
+        for m in src.messages():
+            writer.write(conns[m.topic], m.stamp_ns, typestore().serialize_cdr(m.msg, m.msgtype))
+    complete = run(path)
+    data = next(path.glob("*.mcap"))
+    data.write_bytes(data.read_bytes()[: int(0.7 * data.stat().st_size)])
+    (path / "metadata.yaml").unlink()
+    cut_off = run(path).report
+    assert cut_off["salvaged"] and cut_off["truncated"]["offset"] > 0
+    assert 0 < cut_off["messages"]["camera/image_raw"] < 60
+    assert complete.report["messages"]["camera/image_raw"] == 60
+
+
 @pytest.mark.parametrize(
     ("make", "needle"),
     [

@@ -26,6 +26,7 @@ images are converted to their ROS 2 form for the output bag).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +148,7 @@ class _Source:
         Whatever the storage library raises part-way (rosbags' ReaderError, a corrupt sqlite
         page, an undecodable record) marks the end of the readable part of the bag.
         """
-        stream = self._messages(topics)
+        stream = self._messages(topics)  # a wrong topic or type raises here, not as damage
         while True:
             try:
                 msg = next(stream)
@@ -201,9 +203,10 @@ class _Rosbag1Source(_Source):
         for conn in conns:
             if conn.msgtype not in self._ros1.types or conn.msgtype not in typestore().types:
                 raise BagError(f"topic {conn.topic} has type {conn.msgtype}, unknown to ROS 2")
-        for conn, stamp, raw in self._reader.messages(connections=conns):
-            msg = _to_ros2(self._ros1.deserialize_ros1(raw, conn.msgtype))
-            yield BagMessage(conn.topic, conn.msgtype, stamp, msg)
+        return (
+            BagMessage(c.topic, c.msgtype, t, _to_ros2(self._ros1.deserialize_ros1(raw, c.msgtype)))
+            for c, t, raw in self._reader.messages(connections=conns)
+        )
 
     def close(self) -> None:
         self._reader.close()
@@ -338,19 +341,16 @@ def _chunk_records(chunk: bytes, offset: int) -> Iterator[tuple[int, bytes]]:
 
 
 def _decompress(data: bytes, compression: str, size: int) -> bytes:
-    if compression == "":
-        return data
-    if compression == "lz4":
-        import lz4.frame
+    """A chunk's records, with the decompressors rosbags reads MCAP with (0.11.0 to today).
 
-        return lz4.frame.decompress(data)
-    if compression == "zstd":
-        try:
-            from compression import zstd  # Python >= 3.14
-        except ImportError:
-            from backports import zstd  # what rosbags installs on older Pythons
-        return zstd.decompress(data)
-    raise ValueError(f"unknown chunk compression {compression!r}")
+    Their modules changed between rosbags versions (zstandard, then backports.zstd), so the
+    table is taken from rosbags rather than imported here.
+    """
+    from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
+
+    if compression not in DECOMPRESSORS:
+        raise ValueError(f"unknown chunk compression {compression!r}")
+    return DECOMPRESSORS[compression](data, size)
 
 
 def _unpack(body: bytes, fmt: str, strings: int, offset: int) -> tuple[tuple[Any, ...], list[str]]:
@@ -603,7 +603,7 @@ def replay(
         if goal_image is not None and goal_topic is None:
             runtime.on_goal(goal_image)
         total = sum(source.counts.get(t, 0) for t in topics) if source.counts else None
-        with _maybe_writer(out, overwrite) as writer:
+        with write_bag(out, overwrite=overwrite) if out else contextlib.nullcontext() as writer:
             if writer is not None:
                 for topic in topics:
                     writer.add_topic(topic, source.topics[topic])
@@ -635,12 +635,10 @@ def replay(
         rate_scale=rate_scale,
         wall_time=time.perf_counter() - started,
     )
-    actions = [c.action for c in loop.commands]
+    dim = int(runtime.model.action_dim)
     return ReplayResult(
         stamps=np.array([c.stamp for c in loop.commands], dtype=np.float64),
-        actions=np.stack(actions).astype(np.float32)
-        if actions
-        else np.zeros((0, int(runtime.model.action_dim)), dtype=np.float32),
+        actions=np.array([c.action for c in loop.commands], dtype=np.float32).reshape(-1, dim),
         statuses=[c.status for c in loop.commands],
         report=report,
     )
@@ -742,18 +740,6 @@ def _check_clashes(outputs: Mapping[str, str], inputs: Sequence[str]) -> None:
             )
 
 
-class _NoWriter:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-
-def _maybe_writer(out: str | os.PathLike[str] | None, overwrite: bool) -> Any:
-    return _NoWriter() if out is None else write_bag(out, overwrite=overwrite)
-
-
 # -- the report ---------------------------------------------------------------------------------
 def _finite(value: float) -> float | None:
     """JSON has no NaN: missing values are null."""
@@ -808,11 +794,7 @@ def _report(
         "end": end,
         "duration": None if start is None else end - start,
         "ticks": len(cmds),
-        "status_counts": {
-            s.name: sum(c.status is s for c in cmds)
-            for s in Status
-            if any(c.status is s for c in cmds)
-        },
+        "status_counts": dict(Counter(c.status.name for c in cmds)),
         "deadline_misses": loop.rt.stats.deadline_misses,
         "solve_time": {
             f"p{q}": _finite(np.percentile(solve, q)) if len(solve) else None for q in (50, 90, 99)
@@ -996,7 +978,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.report:
             write_json(result.report, report_path, args.force)
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; no output written", file=sys.stderr)
+        print(f"{prog}: interrupted; unfinished outputs were not written", file=sys.stderr)
         return 130
     except (BagError, OSError, ValueError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

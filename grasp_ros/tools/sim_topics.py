@@ -67,8 +67,12 @@ def task_json(env: PointEnv, task: Task) -> str:
 
 def parse_task(text: str) -> SimTask:
     """The task in a ``sim/task`` message's text; ValueError names what is missing or wrong."""
+    from grasp_ros.envs import ENVS
+
     try:
         data = json.loads(text)
+        if data["env"] not in ENVS:
+            raise ValueError(f"unknown env {data['env']!r}, not one of {sorted(ENVS)}")
         return SimTask(
             env=str(data["env"]),
             seed=None if data.get("seed") is None else int(data["seed"]),

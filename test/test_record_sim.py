@@ -14,12 +14,19 @@ from grasp_ros.tools.record_sim import CameraModel, expert_policy, main
 
 ANALYTIC = "grasp_ros.models.analytic:PointWallModel"
 FAST = ["-p", "horizon=6", "-p", "iterations=2", "-p", "cold_start_iterations=5"]
+CAMERA, GOAL, TASK, POSE, EXECUTED = (
+    record_sim.CAMERA,
+    record_sim.GOAL,
+    record_sim.TASK,
+    record_sim.POSE,
+    record_sim.EXECUTED,
+)
 CONTRACT = {
-    sim_topics.CAMERA_TOPIC: IMAGE,
-    sim_topics.GOAL_TOPIC: IMAGE,
-    sim_topics.TASK_TOPIC: sim_topics.STRING,
-    sim_topics.POSE_TOPIC: sim_topics.POSE_STAMPED,
-    sim_topics.EXECUTED_ACTION_TOPIC: ACTION_COMMAND,
+    CAMERA: IMAGE,
+    GOAL: IMAGE,
+    TASK: sim_topics.STRING,
+    POSE: sim_topics.POSE_STAMPED,
+    EXECUTED: ACTION_COMMAND,
 }
 
 
@@ -38,12 +45,12 @@ def expert_bag(tmp_path_factory):
 def test_bag_keeps_the_topic_contract_and_camera_timing(expert_bag) -> None:
     with BagReader(expert_bag) as bag:
         assert bag.topics == CONTRACT
-        assert bag.message_counts[sim_topics.CAMERA_TOPIC] == 60  # 2 s at 30 Hz
-        assert bag.message_counts[sim_topics.EXECUTED_ACTION_TOPIC] == 20  # 2 s at 10 Hz
-        assert bag.message_counts[sim_topics.POSE_TOPIC] == 21  # every step, and the end
+        assert bag.message_counts[CAMERA] == 60  # 2 s at 30 Hz
+        assert bag.message_counts[EXECUTED] == 20  # 2 s at 10 Hz
+        assert bag.message_counts[POSE] == 21  # every step, and the end
     msgs = read_all(expert_bag)
     start = record_sim.DEFAULT_START_TIME
-    camera = [m for m in msgs if m.topic == sim_topics.CAMERA_TOPIC]
+    camera = [m for m in msgs if m.topic == CAMERA]
     captures = np.array([time_to_sec(m.msg.header.stamp) for m in camera])
     delays = np.array([m.stamp_ns / 1e9 for m in camera]) - captures
     assert {m.msg.encoding for m in camera} == {"rgb8"}
@@ -52,21 +59,21 @@ def test_bag_keeps_the_topic_contract_and_camera_timing(expert_bag) -> None:
     gaps = np.diff(captures)
     assert np.all(gaps > 0) and abs(gaps.mean() - 1 / 30) < 1e-3 and gaps.std() > 0
     first = [m for m in msgs if m.stamp_ns == round(start * 1e9)]
-    assert {m.topic for m in first} >= {sim_topics.GOAL_TOPIC, sim_topics.TASK_TOPIC}
-    poses = [m.msg for m in msgs if m.topic == sim_topics.POSE_TOPIC]
+    assert {m.topic for m in first} >= {GOAL, TASK}
+    poses = [m.msg for m in msgs if m.topic == POSE]
     assert {p.header.frame_id for p in poses} == {sim_topics.MAP_FRAME}
 
 
 def test_ground_truth_says_the_expert_reached_the_goal(expert_bag) -> None:
     msgs = read_all(expert_bag)
-    task = sim_topics.parse_task(next(m.msg.data for m in msgs if m.topic == "sim/task"))
-    final = sim_topics.pose_xy([m.msg for m in msgs if m.topic == "sim/pose"][-1])
+    task = sim_topics.parse_task(next(m.msg.data for m in msgs if m.topic == TASK))
+    final = sim_topics.pose_xy([m.msg for m in msgs if m.topic == POSE][-1])
     env = task.make_env()
     assert task.env == "wall" and task.image_size == 64
     assert env.success(final, task.goal_state)
-    start_pose = sim_topics.pose_xy(next(m.msg for m in msgs if m.topic == "sim/pose"))
+    start_pose = sim_topics.pose_xy(next(m.msg for m in msgs if m.topic == POSE))
     np.testing.assert_allclose(start_pose, task.start_state[:2])
-    actions = np.stack([m.msg.action for m in msgs if m.topic == "sim/executed_action"])
+    actions = np.stack([m.msg.action for m in msgs if m.topic == EXECUTED])
     assert actions.shape == (20, 2) and np.abs(actions).max() <= 1.0
 
 
@@ -102,12 +109,10 @@ def test_dropout_leaves_a_gap_in_the_camera_only(tmp_path, capsys) -> None:
     assert "18 dropped" in capsys.readouterr().out
     msgs = read_all(path)
     start = record_sim.DEFAULT_START_TIME
-    captures = [
-        time_to_sec(m.msg.header.stamp) - start for m in msgs if m.topic == "camera/image_raw"
-    ]
+    captures = [time_to_sec(m.msg.header.stamp) - start for m in msgs if m.topic == CAMERA]
     assert not [c for c in captures if 0.51 <= c < 1.11]
     assert len(captures) == 60 - 18
-    assert sum(m.topic == "sim/pose" for m in msgs) == 21
+    assert sum(m.topic == POSE for m in msgs) == 21
 
 
 def test_camera_model_frames() -> None:
@@ -123,7 +128,7 @@ def test_planner_agent_is_deterministic(tmp_path) -> None:
         path = tmp_path / name
         args = [str(path), "--agent", "planner", "--duration", "1", "-p", f"model={ANALYTIC}"]
         assert main([*args, *FAST, "--quiet"]) == 0
-        actions = [m.msg.action for m in read_all(path) if m.topic == "sim/executed_action"]
+        actions = [m.msg.action for m in read_all(path) if m.topic == EXECUTED]
         runs.append(np.stack(actions))
     assert runs[0].shape == (10, 2) and np.abs(runs[0]).sum() > 0
     assert runs[0].tobytes() == runs[1].tobytes()
@@ -155,4 +160,4 @@ def test_existing_output_is_refused_unless_forced(expert_bag, tmp_path, capsys) 
     assert "exists" in capsys.readouterr().err
     assert main([str(path), "--duration", "1", "--quiet", "--force"]) == 0
     with BagReader(path) as bag:
-        assert bag.message_counts["sim/executed_action"] == 10
+        assert bag.message_counts[EXECUTED] == 10

@@ -154,7 +154,7 @@ def test_report_holds_the_figures(bags, tmp_path) -> None:
     assert 0 < report["solve_time"]["p50"] <= report["solve_time"]["p99"]
     assert report["actions"]["count"] == 20 and len(report["actions"]["mean"]) == 2
     assert report["budget"] == "iterations" and report["params"]["horizon"] == 6
-    assert report["messages"]["camera/image_raw"] == 60 and report["truncated"] is None
+    assert report["messages"]["/camera/image_raw"] == 60 and report["truncated"] is None
     truth = report["ground_truth"]
     assert truth["recorded_success"] is True and truth["env"] == "wall"
     assert truth["executed_action_agreement"]["ticks_compared"] == 20
@@ -168,23 +168,23 @@ def test_output_bag_is_readable_with_the_custom_messages(bags, tmp_path) -> None
     result = run(bags["mcap"], out=out)
     assert digest(bags["mcap"]) == before
     with BagReader(out) as bag:
-        assert bag.topics["action"] == ACTION_COMMAND
-        assert bag.topics["plan"] == VIRTUAL_TRAJECTORY
-        assert bag.topics["status"] == PLANNER_STATUS
-        assert bag.message_counts["status"] == bag.message_counts["action"] == 21
-        assert bag.message_counts["plan"] == 20
-        assert bag.message_counts["camera/image_raw"] == 60
-        msgs = list(bag.messages(["action", "plan", "status", "camera/image_raw"]))
-    actions = np.stack([m.msg.action for m in msgs if m.topic == "action"])
+        assert bag.topics["/action"] == ACTION_COMMAND
+        assert bag.topics["/plan"] == VIRTUAL_TRAJECTORY
+        assert bag.topics["/status"] == PLANNER_STATUS
+        assert bag.message_counts["/status"] == bag.message_counts["/action"] == 21
+        assert bag.message_counts["/plan"] == 20
+        assert bag.message_counts["/camera/image_raw"] == 60
+        msgs = list(bag.messages(["/action", "/plan", "/status", "/camera/image_raw"]))
+    actions = np.stack([m.msg.action for m in msgs if m.topic == "/action"])
     assert actions.tobytes() == result.actions.tobytes()
-    plan = next(m.msg for m in msgs if m.topic == "plan")
+    plan = next(m.msg for m in msgs if m.topic == "/plan")
     assert plan.horizon == 6 and list(plan.latent_shape) == [32] and len(plan.positions) == 7
     assert plan.header.frame_id == "map"
-    statuses = [m.msg.status for m in msgs if m.topic == "status"]
+    statuses = [m.msg.status for m in msgs if m.topic == "/status"]
     assert statuses == [int(s) for s in result.statuses]
     with BagReader(bags["mcap"]) as original:
-        first = next(original.messages(["camera/image_raw"])).msg
-    copied = next(m.msg for m in msgs if m.topic == "camera/image_raw")
+        first = next(original.messages(["/camera/image_raw"])).msg
+    copied = next(m.msg for m in msgs if m.topic == "/camera/image_raw")
     assert copied.header == first.header and np.array_equal(copied.data, first.data)
 
 
@@ -192,7 +192,7 @@ def test_output_prefix_and_topic_clash(bags, tmp_path) -> None:
     out = tmp_path / "prefixed"
     run(bags["mcap"], out=out, output_prefix="replay/")
     with BagReader(out) as bag:
-        assert {"replay/action", "replay/plan", "replay/status"} <= set(bag.topics)
+        assert {"/replay/action", "/replay/plan", "/replay/status"} <= set(bag.topics)
     clash = image_bag(tmp_path / "clash", topic="/status")
     with pytest.raises(ValueError, match="clash with the input topic /status"):
         run(clash, image_topic="status", out=tmp_path / "never")
@@ -341,10 +341,10 @@ def test_truncated_mcap_is_replayed_up_to_the_cut(bags, tmp_path, capsys) -> Non
     stop = data["truncated"]
     assert data["salvaged"] and stop["reason"].startswith("a record is cut off")
     assert 0 < stop["offset"] < stop["file_size"] == next(bag.glob("*.mcap")).stat().st_size
-    assert 0 < data["messages"]["camera/image_raw"] < 60
+    assert 0 < data["messages"]["/camera/image_raw"] < 60
     assert data["ticks"] > 5 and "note" in data["ground_truth"]
     with BagReader(out) as replayed:
-        assert replayed.message_counts["camera/image_raw"] == data["messages"]["camera/image_raw"]
+        assert replayed.message_counts["/camera/image_raw"] == data["messages"]["/camera/image_raw"]
     (bag / "metadata.yaml").unlink()  # a killed recorder often leaves none
     assert run(bag).report["truncated"]["offset"] == stop["offset"]
 
@@ -368,8 +368,8 @@ def test_truncated_zstd_mcap_as_ros2_bag_record_writes_it(bags, tmp_path) -> Non
     (path / "metadata.yaml").unlink()
     cut_off = run(path).report
     assert cut_off["salvaged"] and cut_off["truncated"]["offset"] > 0
-    assert 0 < cut_off["messages"]["camera/image_raw"] < 60
-    assert complete.report["messages"]["camera/image_raw"] == 60
+    assert 0 < cut_off["messages"]["/camera/image_raw"] < 60
+    assert complete.report["messages"]["/camera/image_raw"] == 60
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,18 @@ EXPERT_LOOKAHEAD = 2
 
 Policy = Callable[[float, np.ndarray], np.ndarray]
 
+#: The contract's topics as ``ros2 bag record`` stores them: fully qualified, root namespace.
+CAMERA, GOAL, TASK, POSE, EXECUTED = (
+    f"/{name}"
+    for name in (
+        topics.CAMERA_TOPIC,
+        topics.GOAL_TOPIC,
+        topics.TASK_TOPIC,
+        topics.POSE_TOPIC,
+        topics.EXECUTED_ACTION_TOPIC,
+    )
+)
+
 
 @dataclass(frozen=True)
 class CameraModel:
@@ -208,18 +220,16 @@ def record(
     frame_i = 0
     with write_bag(out, storage=storage, overwrite=overwrite) as bag:
         for topic, msgtype in (
-            (topics.TASK_TOPIC, topics.STRING),
-            (topics.GOAL_TOPIC, IMAGE),
-            (topics.CAMERA_TOPIC, IMAGE),
-            (topics.POSE_TOPIC, topics.POSE_STAMPED),
-            (topics.EXECUTED_ACTION_TOPIC, ACTION_COMMAND),
+            (TASK, topics.STRING),
+            (GOAL, IMAGE),
+            (CAMERA, IMAGE),
+            (POSE, topics.POSE_STAMPED),
+            (EXECUTED, ACTION_COMMAND),
         ):
             bag.add_topic(topic, msgtype)
         t0_ns = stamp_to_ns(start_time)
-        bag.write(topics.TASK_TOPIC, topics.task_msg(env, task), t0_ns)
-        bag.write(
-            topics.GOAL_TOPIC, image_msg(task.goal_image, start_time, topics.CAMERA_FRAME), t0_ns
-        )
+        bag.write(TASK, topics.task_msg(env, task), t0_ns)
+        bag.write(GOAL, image_msg(task.goal_image, start_time, topics.CAMERA_FRAME), t0_ns)
 
         def deliver_frames(until: float) -> None:
             """Write (and show the planner) every frame received up to ``until``."""
@@ -230,7 +240,7 @@ def record(
                 rgb = env.render_states(shown[None])[0]
                 stamp = start_time + capture
                 bag.write(
-                    topics.CAMERA_TOPIC,
+                    CAMERA,
                     image_msg(rgb, stamp, topics.CAMERA_FRAME),
                     stamp_to_ns(start_time + receive),
                 )
@@ -243,7 +253,7 @@ def record(
             deliver_frames(t)
             state = states[-1]
             stamp = start_time + t
-            bag.write(topics.POSE_TOPIC, topics.pose_msg(state, stamp), stamp_to_ns(stamp))
+            bag.write(POSE, topics.pose_msg(state, stamp), stamp_to_ns(stamp))
             if runtime is not None:
                 cmd: Command = runtime.tick(stamp)
                 statuses[cmd.status.name] = statuses.get(cmd.status.name, 0) + 1
@@ -252,14 +262,14 @@ def record(
                 action = policy(t, state)
             action = np.asarray(action, dtype=np.float32)
             bag.write(
-                topics.EXECUTED_ACTION_TOPIC,
+                EXECUTED,
                 action_command_msg(stamp_sec=stamp, action=action, dt=dt, step_index=0),
                 stamp_to_ns(stamp),
             )
             states.append(env.step_states(state[None], action[None])[0])
         deliver_frames(math.inf)
         end = start_time + steps * dt
-        bag.write(topics.POSE_TOPIC, topics.pose_msg(states[-1], end), stamp_to_ns(end))
+        bag.write(POSE, topics.pose_msg(states[-1], end), stamp_to_ns(end))
     return Recording(
         path=Path(out),
         task=task,

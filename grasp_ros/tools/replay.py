@@ -567,7 +567,7 @@ def replay(
         goal_topic: topic of goal images; used when the bag has it, else ``goal_image`` (an
             RGB ``uint8 [H, W, 3]``) is the goal, set before the first tick.
         out: output bag directory (MCAP), or None for none.
-        output_prefix: prepended to the output topics ``action``, ``plan``, ``status``.
+        output_prefix: prepended to the output topics ``/action``, ``/plan``, ``/status``.
         realtime_budget: plan with the wall-clock deadline budget (as on the robot) instead of
             the deterministic fixed-iterations budget.
         rate_scale: with ``realtime_budget``, play the bag this many times faster than real
@@ -590,7 +590,7 @@ def replay(
         image_topic, goal_topic = _pick_topics(source, image_topic, goal_topic, goal_image)
         truth_topics = _truth_topics(source.topics)
         topics = [image_topic, *([goal_topic] if goal_topic else []), *truth_topics]
-        output_topics = {n: f"{output_prefix}{n}" for n in ("action", "plan", "status")}
+        output_topics = {n: _qualified(output_prefix + n) for n in ("action", "plan", "status")}
         if out is not None:
             _check_clashes(output_topics, topics)
         runtime = PlannerRuntime.from_params(
@@ -728,6 +728,11 @@ def _truth_topics(topics: Mapping[str, str]) -> list[str]:
     )
     found = [(resolve_topic(topics, name), msgtype) for name, msgtype in wanted]
     return [t for t, msgtype in found if t is not None and topics[t] == msgtype]
+
+
+def _qualified(topic: str) -> str:
+    """The name as ``ros2 bag record`` stores a root-namespace topic: with a leading slash."""
+    return "/" + topic.lstrip("/")
 
 
 def _check_clashes(outputs: Mapping[str, str], inputs: Sequence[str]) -> None:
@@ -886,7 +891,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output-prefix",
         default="",
         metavar="PREFIX",
-        help="prefix of the output topics action, plan, status (e.g. replay/)",
+        help="prefix of the output topics /action, /plan, /status (e.g. replay/)",
     )
     parser.add_argument(
         "--realtime-budget",

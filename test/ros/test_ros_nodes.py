@@ -3,9 +3,9 @@
 Two planners run on the analytic world model (no checkpoint needed, a few iterations a tick):
 one closes the loop with sim_node; the other, in namespace ``fed``, sees only the images this
 test publishes, so the test can let its camera go stale. Checked: actions come at the
-configured control rate and drive the simulator; an out-of-range or invalid parameter change is
-refused with a reason; a stale camera gives STALE_IMAGE and the stop action; every node exits
-cleanly (code 0) on shutdown.
+configured control rate and drive the simulator; the visualiser draws the plan; an
+out-of-range or invalid parameter change is refused with a reason; a stale camera gives
+STALE_IMAGE and the stop action; every node exits cleanly (code 0) on shutdown.
 """
 
 from __future__ import annotations
@@ -16,10 +16,14 @@ import unittest
 
 import pytest
 
-REASON = "needs a ROS 2 install with grasp_ros built: source install/setup.bash (make test-ros)"
+REASON = "needs ROS 2 (rclpy, launch_testing): source a ROS 2 setup.bash, then `make test-ros`"
 pytest.importorskip("rclpy", reason=REASON)
 pytest.importorskip("launch_testing", reason=REASON)
-pytest.importorskip("grasp_ros.msg", reason=REASON)
+pytest.importorskip(
+    "grasp_ros.msg",
+    reason="grasp_ros.msg is not importable: colcon build grasp_ros, source install/setup.bash, "
+    "and run pytest where the source grasp_ros/ (which has no generated msg) is not on sys.path",
+)
 
 import launch_ros.actions  # noqa: E402
 import launch_testing.actions  # noqa: E402
@@ -30,10 +34,12 @@ import torch  # noqa: E402
 from cv_bridge import CvBridge  # noqa: E402
 from grasp_ros.msg import ActionCommand, PlannerStatus  # noqa: E402
 from launch.launch_description import LaunchDescription  # noqa: E402
+from nav_msgs.msg import Path  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.time import Time  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from grasp_ros.models.analytic import PointWallModel  # noqa: E402
 from grasp_ros.nodes import ros  # noqa: E402
@@ -69,7 +75,8 @@ def generate_test_description():
     sim = launch_ros.actions.Node(
         package="grasp_ros", executable="sim_node", parameters=[{"step_rate": RATE}]
     )
-    nodes = {"loop": loop, "fed": fed, "sim": sim}
+    viz = launch_ros.actions.Node(package="grasp_ros", executable="trajectory_visualizer")
+    nodes = {"loop": loop, "fed": fed, "sim": sim, "viz": viz}
     return LaunchDescription([*nodes.values(), launch_testing.actions.ReadyToTest()]), nodes
 
 
@@ -142,6 +149,21 @@ class TestNodes(unittest.TestCase):
                     self.assertIn(name, result.reason)
         finally:
             self.node.destroy_client(client)
+
+    def test_the_visualiser_draws_the_plan(self):
+        self._wait_ok()
+        one = lambda got: len(got) > 0  # noqa: E731
+        arrays = self._collect(MarkerArray, "/trajectory_visualizer/virtual_trajectory", one, 30.0)
+        self.assertTrue(arrays, "no MarkerArray from the visualiser")
+        markers = {(m.ns, m.id): m for m in arrays[0].markers}
+        self.assertEqual({ns for ns, _ in markers}, {"virtual_states", "rollout", "goal", "info"})
+        spheres = markers["virtual_states", 1]
+        self.assertEqual(spheres.type, Marker.SPHERE_LIST)
+        self.assertEqual(len(spheres.points), PLANNER["horizon"] + 1)
+        self.assertEqual(len(spheres.colors), len(spheres.points))
+        self.assertEqual(spheres.header.frame_id, "map")
+        paths = self._collect(Path, "/trajectory_visualizer/rollout_path", one, 30.0)
+        self.assertTrue(paths and len(paths[0].poses) == PLANNER["horizon"] + 1)
 
     def test_a_stale_camera_stops_the_robot(self):
         model, bridge = PointWallModel(), CvBridge()

@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the built-in simulator with a scripted or planner-driven agent and "
         "record a rosbag2 like a robot's: camera/image_raw (rgb8, 30 Hz with jitter, optional "
         "dropout), goal_image, and ground truth on sim/task, sim/pose and "
-        "sim/executed_action. Replay it with grasp-ros-replay.",
+        "sim/executed_action. Replay it with grasp-ros-replay. --params and -p configure the "
+        "planner agent and give the default control rate.",
         epilog="examples:\n  grasp-ros-record-sim sim_bag\n"
         "  grasp-ros-record-sim sim_bag --agent planner --params config/planner.yaml\n"
         "  grasp-ros-record-sim drop_bag --dropout 1.0:0.8 --storage sqlite3",
@@ -314,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seeds the task, camera jitter and random agent"
     )
     parser.add_argument(
-        "--duration", type=float, help="seconds to simulate (default: 1.5 x the task horizon)"
+        "--duration", type=float, help="seconds to simulate (default: 1.5 x task-horizon steps)"
     )
     parser.add_argument(
         "--control-rate", type=float, help="agent steps per second (default: control_rate, 10)"
@@ -334,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--image-size", type=int, help="camera image side, px (default: the model's, else 64)"
     )
-    parser.add_argument("--storage", choices=sorted(STORAGES), default="mcap")
+    parser.add_argument(
+        "--storage", choices=sorted(STORAGES), default="mcap", help="default: %(default)s"
+    )
     parser.add_argument(
         "--start-time",
         type=float,

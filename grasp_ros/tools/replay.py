@@ -522,7 +522,7 @@ class _Replay:
                 cmd, stamp=now, dt=cmd.dt * self.scale, image_age=cmd.image_age * self.scale
             )
         self.ticks += 1
-        self.commands.append(cmd)
+        self.commands.append(dataclasses.replace(cmd, plan=None))  # plans can be large: not kept
         if self.truth.executed is not None:
             stamp_ns, dt_ns, executed = self.truth.executed
             # In effect over [stamp, stamp + dt); 1 us absorbs dt's float32 rounding.
@@ -883,7 +883,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--goal-topic", default=DEFAULT_GOAL_TOPIC, help="goal image topic (default: %(default)s)"
     )
     parser.add_argument(
-        "--goal-image", metavar="PNG", help="goal from an image file, for bags without goal topic"
+        "--goal-image",
+        metavar="PNG",
+        help="goal from an image file, e.g. for bags without a goal topic (overrides --goal-topic)",
     )
     parser.add_argument("--out", metavar="OUT_BAG", help="output bag directory (MCAP)")
     parser.add_argument("--report", metavar="JSON", help="write the report to this file")

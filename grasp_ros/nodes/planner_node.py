@@ -55,6 +55,7 @@ class PlannerNode(Node):
         self._lock = threading.Lock()
         self._inbox_lock = threading.Lock()
         self._inbox: dict[str, tuple[np.ndarray, float]] = {}
+        self._goal: np.ndarray | None = None
         self._stopped = False
         self._diag_base: tuple[float, int, int] | None = None
         sensors, control = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
@@ -89,10 +90,15 @@ class PlannerNode(Node):
             self._inbox[topic] = (rgb, time_to_sec(msg.header.stamp))
 
     def _feed(self, inbox: dict[str, tuple[np.ndarray, float]]) -> None:
+        """Hand the newest images to the runtime; a goal equal to the current one is skipped,
+        since a new goal drops the warm start (a republished goal would restart every plan)."""
         for topic, (rgb, stamp) in inbox.items():
             try:
                 if topic == "goal_image":
+                    if self._goal is not None and np.array_equal(self._goal, rgb):
+                        continue
                     self.runtime.on_goal(rgb, stamp)
+                    self._goal = rgb
                     self.get_logger().info("new goal image", throttle_duration_sec=5.0)
                 else:
                     self.runtime.on_image(rgb, stamp)

@@ -53,10 +53,10 @@ class OnlinePCA:
 
     def update(self, latents: np.ndarray | torch.Tensor) -> None:
         """Add latents ``[N, *latent_shape]`` to the fit; a new latent size restarts it."""
+        if len(latents) == 0:
+            return
         x = self._sketch(latents)
         n = len(x)
-        if n == 0:
-            return
         mean = x.mean(0)
         centred = x - mean
         if self.count == 0:

@@ -87,6 +87,8 @@ def test_pca_refits_on_a_new_latent_size_and_refuses_bad_calls():
     with pytest.raises(ValueError, match="before update"):
         pca.project(np.zeros((2, 5)))
     pca.update(torch.randn(10, 5))
+    pca.update(np.zeros((0, 5)))  # nothing to add
+    assert pca.count == 10
     with pytest.raises(ValueError, match="fitted on 5"):
         pca.project(np.zeros((2, 7)))
     pca.update(np.ones((4, 2)))  # a 2-element latent: two axes, the third coordinate stays 0

@@ -57,12 +57,24 @@ def descriptor(decl: P.Declaration) -> ParameterDescriptor:
 
 
 def declare(node: Node, specs: Iterable[ParamSpec]) -> dict[str, Any]:
-    """Declare every spec on ``node``; returns the values in effect (defaults or overrides)."""
+    """Declare every spec on ``node``; returns the values in effect (defaults or overrides).
+
+    rclpy silently ignores a value given for a parameter nobody declares, so a misspelt name in
+    a params file would look like a tuning that does nothing; it is named in a warning instead
+    (rclpy keeps the given values in ``_parameter_overrides``, Humble and Jazzy alike).
+    """
     specs = list(specs)
     values = {}
     for spec, decl in zip(specs, P.declarations(specs), strict=True):
         param = node.declare_parameter(decl.name, decl.default, descriptor(decl))
         values[decl.name] = P.from_ros(spec, param.value)
+    given = getattr(node, "_parameter_overrides", {})
+    unknown = sorted(name for name in given if not node.has_parameter(name))
+    if unknown:
+        node.get_logger().warning(
+            f"ignoring unknown parameter(s) {unknown}; the names this node has are in "
+            "config/planner.yaml and `ros2 param list`"
+        )
     return values
 
 

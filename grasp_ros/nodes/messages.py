@@ -33,7 +33,6 @@ _MARKER_TYPES = {
 }
 
 
-# -- messages ---------------------------------------------------------------------------------
 def time_msg(seconds: float) -> TimeMsg:
     """builtin_interfaces/Time for float seconds (clamped at 0)."""
     return Time(nanoseconds=max(0, round(seconds * 1e9))).to_msg()

@@ -31,7 +31,7 @@ test: lint
 #   ROS_SETUP=/opt/ros/jazzy/setup.bash make test-ros
 test-ros: $(STAMP)
 	bash -c 'source "$${ROS_SETUP:?set ROS_SETUP to your ROS 2 setup.bash}" && \
-		python3 -m pytest -q -m ros test'
+		pytest -q -m ros test'
 
 bench: $(STAMP)
 	$(BIN)/grasp-ros-bench $(ARGS)

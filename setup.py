@@ -33,6 +33,7 @@ setup(
         "pymunk>=6.4",
         "matplotlib>=3.5",
         "imageio>=2.20",
+        "pillow>=9",
         "tqdm>=4.60",
         "pyyaml>=5.4",
     ],

@@ -48,6 +48,7 @@ ROSDEP_KEYS = {
     "matplotlib": "python3-matplotlib",
     "tqdm": "python3-tqdm",
     "imageio": "python3-imageio",
+    "PIL": "python3-pil",
     "rosbags": "python3-rosbags-pip",
 }
 NO_ROSDEP_KEY = {"pymunk"}  # documented in package.xml as a pip install

@@ -246,3 +246,17 @@ def test_output_fields_build_valid_messages(world) -> None:
     for msg in (traj, status, action):
         data = store.serialize_cdr(msg, msg.__msgtype__)
         assert store.deserialize_cdr(data, msg.__msgtype__).header == msg.header
+
+
+def test_warmup_runs_a_small_plan_without_changing_state(world) -> None:
+    _, rt = world
+    assert rt.warmup() > 0
+    assert rt.stats.ticks == 0 and rt.tick(0.0).status is Status.NO_IMAGE
+
+
+def test_cuda_on_a_cpu_only_build_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA"):
+        PlannerRuntime.from_params(
+            {"model": "grasp_ros.models.analytic:PointWallModel", "device": "cuda"}
+        )

@@ -274,6 +274,21 @@ def test_undecodable_images_are_skipped_and_counted(tmp_path) -> None:
     assert result.report["status_counts"] == {"NO_IMAGE": 1, "OK": 5}
 
 
+def test_a_republished_goal_keeps_the_warm_start_a_new_one_drops_it(tmp_path) -> None:
+    """As the node does: only a goal that differs from the current one restarts planning."""
+    imgs = frames()
+    with write_bag(tmp_path / "bag") as bag:
+        for i, rgb in enumerate(imgs):
+            t = T0 + 0.05 * i
+            goal = imgs[-1] if i < 8 else imgs[0]
+            bag.write("/goal_image", image_msg(goal, t, "camera"), stamp_to_ns(t))
+            bag.write("/camera/image_raw", image_msg(rgb, t, "camera"), stamp_to_ns(t))
+    run(tmp_path / "bag", out=tmp_path / "out")
+    with BagReader(tmp_path / "out") as out:
+        plans = [(m.stamp_ns, m.msg.warm_started) for m in out.messages(["/plan"])]
+    assert [warm for _, warm in plans] == [False, True, True, True, False, True]
+
+
 def test_leading_slash_topics_goal_image_file_and_ros1(tmp_path) -> None:
     slashed = image_bag(tmp_path / "slashed", topic="/camera/image_raw", goal="/goal_image")
     result = run(slashed)

@@ -467,6 +467,7 @@ class _Replay:
         self.latencies: list[float] = []
         self.counts: dict[str, int] = {}
         self.truth = _GroundTruth()
+        self.goal: np.ndarray | None = None
         self.first_ns: int | None = None
         self.last_ns: int | None = None
         self.ticks = 0
@@ -492,7 +493,9 @@ class _Replay:
         if self.writer is not None:
             self.writer.write(m.topic, m.msg, m.stamp_ns)
         if m.topic == self.image_topic or m.topic == self.goal_topic:
-            stamp = time_to_sec(m.msg.header.stamp) or m.stamp_ns / _NS
+            # The header stamp, as the node uses it: a driver that leaves it at zero makes
+            # every image stale there, and so here.
+            stamp = time_to_sec(m.msg.header.stamp)
             try:
                 rgb = image_msg_to_rgb(m.msg)
             except (ImageConversionError, TypeError, ValueError) as exc:
@@ -501,8 +504,10 @@ class _Replay:
             if m.topic == self.image_topic:
                 self.latencies.append(m.stamp_ns / _NS - stamp)
                 self.rt.on_image(rgb, stamp / self.scale)
-            else:
+            elif self.goal is None or not np.array_equal(self.goal, rgb):
+                # Like the node: a republished, unchanged goal must not drop the warm start.
                 self.rt.on_goal(rgb, stamp / self.scale)
+                self.goal = rgb
         elif m.topic.lstrip("/") == sim_topics.TASK_TOPIC:
             try:
                 self.truth.task = sim_topics.parse_task(m.msg.data)
@@ -539,7 +544,7 @@ class _Replay:
         status = status_fields(cmd, self.rt.stats)
         w.write(out["status"], planner_status_msg(stamp_sec=now, **status), now_ns)
         if cmd.plan is not None:
-            image_stamp = max(now - cmd.image_age, 0.0)
+            image_stamp = now - cmd.image_age if math.isfinite(cmd.image_age) else now
             fields = trajectory_fields(cmd.plan, self.rt.model)
             msg = virtual_trajectory_msg(stamp_sec=image_stamp, frame_id=self.frame_id, **fields)
             w.write(out["plan"], msg, now_ns)

@@ -6,11 +6,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from grasp_ros.envs import make_env
 from grasp_ros.io import messages
 from grasp_ros.io.bags import BagReader
 from grasp_ros.io.images import image_msg_to_rgb
+from grasp_ros.models.analytic import PointWallModel
 from grasp_ros.tools import demo
 from grasp_ros.tools import sim_topics as sim
 
@@ -124,3 +127,16 @@ def test_bad_flags_exit_with_usage(capsys) -> None:
         demo.main(["--episodes", "0"])
     assert exit_info.value.code == 2
     assert "--episodes must be at least 1" in capsys.readouterr().err
+
+
+def test_a_model_for_another_world_or_action_box_is_refused() -> None:
+    env = make_env("wall")
+    model = PointWallModel()
+    demo.check_env_fits(model, env, "wall")
+    model.env_name = "maze"
+    with pytest.raises(ValueError, match="trained in 'maze', not 'wall'; pass --env maze"):
+        demo.check_env_fits(model, env, "wall")
+    model.env_name = "wall"
+    model.action_high = torch.tensor([2.0, 2.0])
+    with pytest.raises(ValueError, match=r"action_high \[2.0, 2.0\] differs"):
+        demo.check_env_fits(model, env, "wall")

@@ -168,7 +168,7 @@ def runtime_params(args: argparse.Namespace) -> dict[str, Any]:
     values = dict(DEMO_PARAMS)
     if args.params is not None:
         values.update(P.load_params_file(args.params))
-    values["model"] = args.model or values.get("model") if args.params else args.model or args.env
+    values["model"] = args.model or values.get("model") or args.env
     flags = {"planner": args.planner, "horizon": args.horizon, "device": args.device}
     values.update({k: v for k, v in flags.items() if v is not None})
     values["budget"] = "deadline" if args.realtime else "iterations"

@@ -124,7 +124,7 @@ class StopPoint:
     file_size: int | None = None
 
 
-class _Source:
+class BagSource:
     """One bag, whatever its format: topic types, message counts and a message stream.
 
     ``stop`` is set when the stream ended early at damage; the messages before it are valid.
@@ -163,7 +163,7 @@ class _Source:
         """Release the files."""
 
 
-class _Rosbag2Source(_Source):
+class _Rosbag2Source(BagSource):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self._bag = BagReader(path)
@@ -177,7 +177,7 @@ class _Rosbag2Source(_Source):
         self._bag.close()
 
 
-class _Rosbag1Source(_Source):
+class _Rosbag1Source(BagSource):
     """A ROS 1 bag; messages are turned into their ROS 2 form (same fields, no header seq)."""
 
     storage = "rosbag1"
@@ -232,7 +232,7 @@ class _DamageError(Exception):
         self.offset = offset
 
 
-class _McapSalvageSource(_Source):
+class _McapSalvageSource(BagSource):
     """MCAP files that rosbags cannot open, read record by record up to the first damage.
 
     rosbags needs the summary at the end of an MCAP file; a recorder that was killed, a full
@@ -377,7 +377,7 @@ def _storage_of(path: Path) -> str:
     return "unknown"
 
 
-def open_bag(path: str | os.PathLike[str]) -> _Source:
+def open_bag(path: str | os.PathLike[str]) -> BagSource:
     """Open a rosbag2 directory, ``.mcap``/``.db3`` file or ROS 1 ``.bag`` for reading.
 
     A rosbag2 MCAP bag that rosbags cannot open (cut off, no summary, no ``metadata.yaml``)
@@ -682,7 +682,7 @@ def _describe(topics: Mapping[str, str]) -> str:
 
 
 def _pick_topics(
-    source: _Source, image_topic: str | None, goal_topic: str | None, goal_image: Any
+    source: BagSource, image_topic: str | None, goal_topic: str | None, goal_image: Any
 ) -> tuple[str, str | None]:
     """The bag's camera and goal topics, checked; BagError lists what the bag has instead."""
     images = {t: m for t, m in source.topics.items() if m in IMAGE_TYPES}
@@ -709,7 +709,7 @@ def _pick_topics(
     return image, goal
 
 
-def _checked_topic(source: _Source, name: str, option: str) -> str:
+def _checked_topic(source: BagSource, name: str, option: str) -> str:
     topic = resolve_topic(source.topics, name)
     if topic is None:
         raise BagError(
@@ -770,7 +770,7 @@ def _stats(values: np.ndarray) -> dict[str, Any]:
 
 def _report(
     loop: _Replay,
-    source: _Source,
+    source: BagSource,
     values: Mapping[str, Any],
     *,
     image_topic: str,

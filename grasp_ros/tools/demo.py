@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 import grasp_ros
@@ -66,6 +67,7 @@ WIDTH = 2 * PANEL + GAP
 DECODED_STATES = 8
 END_FRAMES = 10
 TICKS_PER_OPTIMAL_STEP = 3
+LEGEND = "dots: virtual states (dark=early)  blue: model rollout  grey: path  green: goal"
 
 
 @dataclass
@@ -202,8 +204,9 @@ class Animation:
 
     def __init__(self, env: PointEnv, model: torch.nn.Module, period: float) -> None:
         self.env, self.model, self.period = env, model, period
-        self.frames: list[Any] = []
+        self.frames: list[Image.Image] = []
         self.decoder = has_decoder(model)
+        self._mosaic: np.ndarray | None = None
 
     def add(
         self,
@@ -216,8 +219,6 @@ class Animation:
     ) -> None:
         """One frame: the camera with the plan (VirtualTrajectory fields) drawn on, the goal,
         the decoded virtual states, and ``lines`` of text; shown ``repeat`` periods long."""
-        from PIL import Image
-
         size, world = PANEL, self.env.world_size
         goal_px = overlay.to_pixels(task.goal_state[None], world, size)[0]
         ring = self.env.success_radius * size / world
@@ -236,16 +237,24 @@ class Animation:
         )
         rows = [[overlay.caption(camera, "camera + plan"), overlay.caption(goal, "goal image")]]
         if self.decoder and plan is not None:
-            mosaic = decode_mosaic(
+            self._mosaic = decode_mosaic(
                 self.model, plan["virtual_states"], DECODED_STATES, DECODED_STATES, gap=0
             )
-            rows.append([overlay.caption(mosaic, "virtual states, decoded: s_0 ... goal")])
-        rows.append([overlay.text_bar(WIDTH, lines)])
-        frame = Image.fromarray(overlay.stack(rows, GAP))
-        self.frames.extend([frame.quantize(colors=255, dither=Image.Dither.NONE)] * repeat)
+            rows.append([overlay.caption(self._mosaic, "virtual states, decoded: s_0 ... goal")])
+        elif self._mosaic is not None:  # a tick without a plan: the last one, faded
+            faded = (self._mosaic // 3 + 170).astype(np.uint8)
+            rows.append([overlay.caption(faded, "virtual states, decoded: last plan")])
+        rows.append([overlay.text_bar(WIDTH, [*lines, LEGEND])])
+        self.frames.extend([_quantize(Image.fromarray(overlay.stack(rows, GAP)))] * repeat)
 
     def save(self, path: Path) -> None:
         """Write the GIF (one frame per control period, looping) atomically."""
+        size = max(f.size[0] for f in self.frames), max(f.size[1] for f in self.frames)
+        for i, frame in enumerate(self.frames):
+            if frame.size != size:  # a frame before the first plan has no decoded states
+                canvas = Image.new("RGB", size, "white")
+                canvas.paste(frame.convert("RGB"))
+                self.frames[i] = _quantize(canvas)
         tmp = path.with_name(f".{path.name}.tmp")
         self.frames[0].save(
             tmp,
@@ -256,6 +265,11 @@ class Animation:
             loop=0,
         )
         tmp.replace(path)
+
+
+def _quantize(frame: Image.Image) -> Image.Image:
+    """An RGB PIL image to 8-bit palette, without dithering (flat colours, crisp lines)."""
+    return frame.quantize(colors=255, dither=Image.Dither.NONE)
 
 
 class ClosedLoop:
@@ -373,7 +387,6 @@ class ClosedLoop:
             f"{self.episodes} | tick {ep.ticks}/{ep.max_ticks} | t={cmd.stamp - START_TIME:.1f} s",
             f"{cmd.status.name}  cost {cmd.cost:.4f}  iters {cmd.iterations}  "
             f"solve {1000 * cmd.solve_time:.0f} ms  distance {gap:.1f}",
-            "dots: virtual states (dark=early)  blue: model rollout  grey: path  green: goal",
         ]
 
 

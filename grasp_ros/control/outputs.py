@@ -7,6 +7,7 @@ publisher reports the same numbers the same way.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,15 @@ def trajectory_fields(plan: Plan, model: nn.Module) -> dict[str, Any]:
         "solve_time": float(plan.solve_time),
         "warm_started": bool(plan.warm_started),
     }
+
+
+def plan_stamp(cmd: Command) -> float:
+    """Header stamp of a plan message: the time of the camera image it was computed from.
+
+    VirtualTrajectory.msg states it so a viewer can put a plan next to the image it answers;
+    the tick time is used when no image has arrived yet (``image_age`` is NaN).
+    """
+    return cmd.stamp - cmd.image_age if math.isfinite(cmd.image_age) else cmd.stamp
 
 
 def status_fields(cmd: Command, stats: RuntimeStats) -> dict[str, Any]:

@@ -9,7 +9,14 @@ Bags are what the demo and the sim recorder leave behind and what the replay too
   topics' QoS profiles as a YAML list, which Humble's ``ros2 bag`` cannot parse (it expects a
   string); version 8 is read by Humble and Jazzy alike.
 - Reading names the problem: a missing path, an unknown storage format, a missing topic (with
-  the topics the bag does have), a topic of another type.
+  the topics the bag does have), a topic of another type, a message that does not deserialise.
+- Topics copy verbatim: :meth:`BagReader.raw_messages` yields the serialised bytes and
+  :meth:`BagReader.topic_info` the definition, type hash and QoS a writer needs
+  (:meth:`BagWriter.add_raw_topic`, :meth:`BagWriter.write_raw`), so a tool passes on topics
+  of types it has never heard of, and deserialises (:func:`deserialize`) only what it reads.
+- A topic can offer QoS profiles: ``add_topic(..., qos=[LATCHED])`` records a latched
+  (transient-local) topic, which ``ros2 bag play`` then republishes latched, so a subscriber
+  that starts after the first message still gets it, with no QoS override file.
 
 Needs rosbags >= 0.11: the ``version``/``storage_plugin`` Writer arguments and MCAP writing
 arrived in 0.10.9, reading a single ``.mcap``/``.db3`` file (not only a bag directory) in 0.11.0.
@@ -27,8 +34,24 @@ from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from rosbags.interfaces import (
+    ConnectionExtRosbag2,
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 from rosbags.serde import SerdeError
+from rosbags.typesys import (
+    Stores,
+    TypesysError,
+    get_types_from_idl,
+    get_types_from_msg,
+    get_typestore,
+)
 from rosbags.typesys.store import Typestore
 
 from grasp_ros.io.messages import typestore as default_typestore
@@ -36,6 +59,24 @@ from grasp_ros.io.messages import typestore as default_typestore
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 DEFAULT_STORAGE = "mcap"
 BAG_VERSION = 8
+
+_UNSET = QosTime(0, 0)
+#: The profile ``ros2 bag record`` (Humble) stores for a latched publisher: reliable and
+#: transient local; history and depth unknown to the recorder, durations unset. rosbag2 keeps
+#: reliability and durability when it plays the topic back and uses its own history depth.
+LATCHED = Qos(
+    QosHistory.UNKNOWN,
+    0,
+    QosReliability.RELIABLE,
+    QosDurability.TRANSIENT_LOCAL,
+    _UNSET,
+    _UNSET,
+    QosLiveliness.AUTOMATIC,
+    _UNSET,
+    False,
+)
+#: How rosbag2 separates the IDL files in a ``ros2idl`` message definition.
+_IDL_SEPARATOR = "=" * 80 + "\n"
 
 
 class BagError(ValueError):
@@ -51,26 +92,133 @@ class BagMessage(NamedTuple):
     msg: Any
 
 
+class RawMessage(NamedTuple):
+    """One message as stored: its topic, type, bag timestamp (ns) and serialised CDR bytes."""
+
+    topic: str
+    msgtype: str
+    stamp_ns: int
+    data: bytes | memoryview
+
+
+class TopicInfo(NamedTuple):
+    """All a writer needs to declare a topic exactly as another bag has it.
+
+    Attributes:
+        msgdef: the message definition with its dependencies, as rosbag2 stores it
+            (``ros2msg`` text, or ``ros2idl`` text starting with a line of 80 ``=``).
+        rihs01: the RIHS01 type hash of that definition.
+        qos: the QoS profiles the recorded publishers offered.
+    """
+
+    topic: str
+    msgtype: str
+    msgdef: str
+    rihs01: str
+    qos: tuple[Qos, ...] = ()
+
+
+def describe_topic(
+    topic: str, msgtype: str, msgdef: str, rihs01: str, qos: Iterable[Qos], store: Typestore
+) -> TopicInfo:
+    """A complete TopicInfo from what a bag holds, filling in what older recorders left out.
+
+    Humble bags have no type hash and Humble's sqlite3 bags no definition either: a missing
+    hash is computed from the stored definition; a missing definition comes from ``store``,
+    and only when the bag's hash (if any) says it is the same type.
+
+    Raises:
+        BagError: the type cannot be described, so the topic cannot be copied.
+    """
+    if not msgdef:
+        if msgtype not in store.types:
+            raise BagError(
+                f"topic {topic}: the bag holds no definition of {msgtype} and the typestore "
+                "does not know it"
+            )
+        msgdef, _ = store.generate_msgdef(msgtype, ros_version=2)
+        known = store.hash_rihs01(msgtype)
+        if rihs01 and rihs01 != known:
+            raise BagError(
+                f"topic {topic}: the bag holds no definition of {msgtype}, and its type hash "
+                f"{rihs01} is not that of the typestore's {msgtype} ({known})"
+            )
+        rihs01 = known
+    elif not rihs01:
+        rihs01 = _definition_hash(topic, msgtype, msgdef)
+    return TopicInfo(topic, msgtype, msgdef, rihs01, tuple(qos))
+
+
+def _definition_hash(topic: str, msgtype: str, msgdef: str) -> str:
+    """RIHS01 of a stored definition, parsed into a scratch typestore as rosbags reads it."""
+    scratch = get_typestore(Stores.EMPTY)
+    try:
+        if msgdef.startswith(_IDL_SEPARATOR + "IDL: "):
+            for part in msgdef.split(_IDL_SEPARATOR)[1:]:
+                scratch.register(get_types_from_idl(part.split("\n", 1)[1]))
+        else:
+            scratch.register(get_types_from_msg(msgdef, msgtype))
+        return scratch.hash_rihs01(msgtype)
+    except (TypesysError, KeyError, IndexError, ValueError) as exc:
+        raise BagError(
+            f"topic {topic}: the bag's definition of {msgtype} cannot be read: {exc}"
+        ) from exc
+
+
+def deserialize(message: RawMessage, store: Typestore | None = None) -> Any:
+    """The rosbags object of a raw message; BagError says which message is corrupt and why."""
+    store = store or default_typestore()
+    if message.msgtype not in store.types:
+        raise BagError(f"message type {message.msgtype} is not in the typestore")
+    try:
+        return store.deserialize_cdr(message.data, message.msgtype)
+    except SerdeError as exc:
+        raise BagError(
+            f"cannot deserialise a {message.msgtype} on {message.topic} at "
+            f"{message.stamp_ns} ns: {exc}"
+        ) from exc
+
+
+def _stamp(stamp_ns: int) -> int:
+    stamp = operator.index(stamp_ns)
+    if stamp < 0:
+        raise BagError(f"timestamp {stamp} ns is negative")
+    return stamp
+
+
 class BagWriter:
-    """Adds topics and writes message objects; made by :func:`write_bag`."""
+    """Adds topics and writes message objects or raw bytes; made by :func:`write_bag`."""
 
     def __init__(self, writer: Writer, store: Typestore) -> None:
         self._writer = writer
         self._store = store
         self._connections: dict[str, Any] = {}
 
-    def add_topic(self, topic: str, msgtype: str) -> None:
-        """Declare ``topic`` with ``msgtype``; :meth:`write` does this on a topic's first use."""
-        known = self._connections.get(topic)
-        if known is not None:
-            if known.msgtype != msgtype:
-                raise BagError(f"topic {topic} already has type {known.msgtype}, not {msgtype}")
-            return
+    def add_topic(self, topic: str, msgtype: str, *, qos: Iterable[Qos] = ()) -> None:
+        """Declare ``topic`` with ``msgtype`` and the offered ``qos`` profiles (e.g. LATCHED).
+
+        :meth:`write` declares a topic on its first use, with no QoS profile (``ros2 bag
+        play`` then offers its default: reliable, volatile).
+        """
         if msgtype not in self._store.types:
             raise BagError(f"message type {msgtype} (topic {topic}) is not in the typestore")
-        self._connections[topic] = self._writer.add_connection(
-            topic, msgtype, typestore=self._store
-        )
+        self._connect(topic, msgtype, tuple(qos), typestore=self._store)
+
+    def add_raw_topic(self, info: TopicInfo) -> None:
+        """Declare a topic as another bag has it (:meth:`BagReader.topic_info`), for
+        :meth:`write_raw`; its type need not be in the typestore."""
+        self._connect(info.topic, info.msgtype, info.qos, msgdef=info.msgdef, rihs01=info.rihs01)
+
+    def _connect(self, topic: str, msgtype: str, qos: tuple[Qos, ...], **definition: Any) -> None:
+        known = self._connections.get(topic)
+        if known is None:
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, offered_qos_profiles=qos, **definition
+            )
+        elif known.msgtype != msgtype:
+            raise BagError(f"topic {topic} already has type {known.msgtype}, not {msgtype}")
+        elif tuple(known.ext.offered_qos_profiles) != qos:
+            raise BagError(f"topic {topic} was already added with other QoS profiles")
 
     def write(self, topic: str, msg: Any, stamp_ns: int) -> None:
         """Serialise ``msg`` (a rosbags message object) onto ``topic`` at ``stamp_ns``."""
@@ -80,15 +228,22 @@ class BagWriter:
                 f"{type(msg).__name__} is not a rosbags message object (build it with "
                 "grasp_ros.io.messages)"
             )
-        stamp = operator.index(stamp_ns)
-        if stamp < 0:
-            raise BagError(f"timestamp {stamp} ns is negative")
-        self.add_topic(topic, msgtype)
+        stamp = _stamp(stamp_ns)
+        known = self._connections.get(topic)
+        if known is None or known.msgtype != msgtype:
+            self.add_topic(topic, msgtype)
         try:
             data = self._store.serialize_cdr(msg, msgtype)
         except (SerdeError, struct.error, AttributeError, TypeError, ValueError) as exc:
             raise BagError(f"cannot serialise {msgtype} for {topic}: {exc}") from exc
         self._writer.write(self._connections[topic], stamp, data)
+
+    def write_raw(self, topic: str, data: bytes | memoryview, stamp_ns: int) -> None:
+        """Write serialised bytes, as they are, onto a topic from :meth:`add_raw_topic`."""
+        connection = self._connections.get(topic)
+        if connection is None:
+            raise BagError(f"topic {topic} was not added; call add_raw_topic before write_raw")
+        self._writer.write(connection, _stamp(stamp_ns), data)
 
 
 @contextlib.contextmanager
@@ -138,7 +293,7 @@ def _move_into_place(new: Path, final: Path, trash: Path) -> None:
 
 
 class BagReader:
-    """An open bag: its topics and their types, and its messages deserialised.
+    """An open bag: its topics and their types, and its messages, deserialised or raw.
 
     Reads rosbag2 directories and, with rosbags >= 0.11, single ``.mcap`` or ``.db3`` files.
     Use it as a context manager (``with BagReader(path) as bag:``) so the files are closed.
@@ -180,35 +335,60 @@ class BagReader:
             )
         return msgtype
 
-    def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
-        """Messages on ``topics`` (all topics when ``None``) in timestamp order.
+    def topic_info(self, topic: str) -> TopicInfo:
+        """How ``topic`` is declared: definition, type hash and offered QoS, for copying it.
 
-        The topics are checked here, before the first message is read, so a wrong topic name
-        fails at the call and not somewhere down a pipeline.
+        Raises:
+            BagError: the bag lacks the topic, it has several types, or its type cannot be
+                described (see :func:`describe_topic`).
         """
-        wanted = set(self.topics) if topics is None else set(topics)
-        for topic in sorted(wanted):
-            self.check_topic(topic)
-        connections = [c for c in self._reader.connections if c.topic in wanted]
+        self.check_topic(topic)
+        connections = [c for c in self._reader.connections if c.topic == topic]
+        if len({c.msgtype for c in connections}) > 1:
+            raise BagError(f"topic {topic} in {self.path} has several types: {self.topics[topic]}")
+        conn = connections[0]
+        qos = conn.ext.offered_qos_profiles if isinstance(conn.ext, ConnectionExtRosbag2) else ()
+        return describe_topic(topic, conn.msgtype, conn.msgdef.data, conn.digest, qos, self._store)
+
+    def raw_messages(self, topics: Iterable[str] | None = None) -> Iterator[RawMessage]:
+        """Messages on ``topics`` (all when ``None``) in timestamp order, as stored (CDR bytes).
+
+        Nothing is deserialised, so any type reads, and a corrupt message is found only by
+        whoever deserialises it (:func:`deserialize`), who can skip it and read on.
+        """
+        return self._raw(self._connections(topics))
+
+    def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
+        """Messages on ``topics`` (all topics when ``None``) in timestamp order, deserialised.
+
+        The topics and their types are checked here, before the first message is read, so a
+        wrong topic name fails at the call and not somewhere down a pipeline. A message that
+        does not deserialise raises BagError and ends the stream; use :meth:`raw_messages`
+        to read past it.
+        """
+        connections = self._connections(topics)
         for conn in connections:
             if conn.msgtype not in self._store.types:
                 raise BagError(
                     f"topic {conn.topic} in {self.path} has type {conn.msgtype}, which the "
                     "typestore does not know"
                 )
-        return self._deserialised(connections)
+        return (
+            BagMessage(m.topic, m.msgtype, m.stamp_ns, deserialize(m, self._store))
+            for m in self._raw(connections)
+        )
 
-    def _deserialised(self, connections: list[Any]) -> Iterator[BagMessage]:
+    def _connections(self, topics: Iterable[str] | None) -> list[Any]:
+        wanted = set(self.topics) if topics is None else set(topics)
+        for topic in sorted(wanted):
+            self.check_topic(topic)
+        return [c for c in self._reader.connections if c.topic in wanted]
+
+    def _raw(self, connections: list[Any]) -> Iterator[RawMessage]:
         if not connections:
             return  # rosbags reads every topic when given no connections
-        for conn, stamp, raw in self._reader.messages(connections=connections):
-            try:
-                msg = self._store.deserialize_cdr(raw, conn.msgtype)
-            except SerdeError as exc:
-                raise BagError(
-                    f"cannot deserialise a {conn.msgtype} on {conn.topic} at {stamp} ns: {exc}"
-                ) from exc
-            yield BagMessage(conn.topic, conn.msgtype, stamp, msg)
+        for conn, stamp, data in self._reader.messages(connections=connections):
+            yield RawMessage(conn.topic, conn.msgtype, stamp, data)
 
     def close(self) -> None:
         """Close the underlying reader."""

@@ -31,7 +31,12 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from grasp_ros.control import PlannerRuntime, Status
-from grasp_ros.control.outputs import action_fields, status_fields, trajectory_fields
+from grasp_ros.control.outputs import (
+    action_fields,
+    plan_stamp,
+    status_fields,
+    trajectory_fields,
+)
 from grasp_ros.control.params import SCHEMA
 from grasp_ros.control.runtime import Command
 from grasp_ros.io.messages import time_to_sec
@@ -131,7 +136,7 @@ class PlannerNode(Node):
             self._twist_pub.publish(M.twist_msg(V.twist_from_action(cmd.action, params)))
         if cmd.plan is not None and self._plan_pub.get_subscription_count() > 0:
             fields = trajectory_fields(cmd.plan, self.runtime.model)
-            hdr = M.header(M.time_msg(V.plan_stamp(cmd)), params["frame_id"])
+            hdr = M.header(M.time_msg(plan_stamp(cmd)), params["frame_id"])
             self._plan_pub.publish(M.trajectory_msg(fields, hdr))
 
     def _log(self, cmd: Command, missed: bool) -> None:

@@ -1,4 +1,4 @@
-"""What the nodes publish, as plain values: cmd_vel mapping, diagnostics, plan stamps. No rclpy.
+"""What the nodes publish, as plain values: cmd_vel mapping and diagnostics. No rclpy.
 
 The node modules beside this one only convert these values to ROS messages
 (`grasp_ros.nodes.ros`), so what they publish is tested here without a ROS install.
@@ -112,8 +112,3 @@ def diagnostic(
 
 def _num(value: float) -> str:
     return f"{value:.4g}" if math.isfinite(value) else "n/a"
-
-
-def plan_stamp(cmd: Command) -> float:
-    """Stamp for a plan message: the camera image it was computed from (VirtualTrajectory.msg)."""
-    return cmd.stamp - cmd.image_age if math.isfinite(cmd.image_age) else cmd.stamp

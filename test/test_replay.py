@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from grasp_ros.control import PlannerRuntime, Status
+from grasp_ros.control.cli_params import params_from_cli
 from grasp_ros.envs import make_env
 from grasp_ros.io.bags import BagError, BagReader, write_bag
 from grasp_ros.io.images import rgb_to_image_fields
@@ -45,7 +46,7 @@ def record(path: Path, *args: str) -> Path:
 
 
 def run(bag, **kw) -> R.ReplayResult:
-    return R.replay(bag, {**R.params_from_cli(None, []), **FAST}, **kw)
+    return R.replay(bag, {**params_from_cli(None, []), **FAST}, **kw)
 
 
 @pytest.fixture(scope="module")

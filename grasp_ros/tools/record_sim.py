@@ -35,11 +35,11 @@ import numpy as np
 from tqdm import tqdm
 
 from grasp_ros.control import Command, PlannerRuntime
+from grasp_ros.control.cli_params import add_param_arguments, params_from_cli
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
 from grasp_ros.io.bags import STORAGES, BagError, write_bag
 from grasp_ros.io.messages import ACTION_COMMAND, IMAGE, action_command_msg, image_msg, stamp_to_ns
 from grasp_ros.tools import sim_topics as topics
-from grasp_ros.tools.replay import add_param_arguments, params_from_cli
 
 AGENTS = ("expert", "random", "planner")
 DEFAULT_START_TIME = 1_700_000_000.0

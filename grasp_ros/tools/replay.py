@@ -10,17 +10,18 @@ camera and goal images through the same :class:`PlannerRuntime` the node uses, o
 - Deterministic by default: the runtime's fixed-iterations budget never reads the clock, so
   the same bag, parameters and seed give byte-identical actions on any machine.
   ``--realtime-budget`` uses the robot's wall-clock deadline instead.
-- The output bag (MCAP) holds the input topics that were read plus the planner's ``action``,
-  ``plan`` and ``status``, written with the package's own message definitions, so Foxglove
-  and ``ros2 bag`` can open it; it is written atomically and never over an existing path
-  unless asked. The input is only ever read.
-- Damaged input is handled, not crashed on: undecodable images are skipped and counted; a
-  truncated bag is read up to where it breaks (MCAP files that rosbags cannot open are
-  scanned record by record) and the report says where reading stopped.
+- The output bag (MCAP) holds every input topic, copied byte for byte with its definition and
+  offered QoS (custom types included), plus the planner's ``action``, ``plan`` and
+  ``status`` in the package's own message definitions, so Foxglove and ``ros2 bag`` can open
+  it; it is written atomically and never over an existing path unless asked. The input is
+  only ever read.
+- Damaged input is handled, not crashed on: images that do not convert and messages that do
+  not deserialise are skipped and counted; a truncated bag is read up to where it breaks (MCAP
+  files that rosbags cannot open are scanned record by record) and the report says where
+  reading stopped.
 
-Reads rosbag2 directories and single ``.mcap``/``.db3`` files (through
-:class:`grasp_ros.io.bags.BagReader`) and ROS 1 ``.bag`` files (rosbags' rosbag1 reader; the
-images are converted to their ROS 2 form for the output bag).
+Reads rosbag2 directories, single ``.mcap``/``.db3`` files and ROS 1 ``.bag`` files (converted
+to ROS 2 on the wire) through :func:`grasp_ros.io.bag_source.open_bag`.
 """
 
 from __future__ import annotations
@@ -31,25 +32,29 @@ import dataclasses
 import json
 import math
 import os
-import struct
 import sys
 import tempfile
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from grasp_ros.control import Command, PlannerRuntime, Status
 from grasp_ros.control import params as P
-from grasp_ros.control.outputs import action_fields, status_fields, trajectory_fields
-from grasp_ros.io.bags import BagError, BagMessage, BagReader, BagWriter, write_bag
+from grasp_ros.control.cli_params import add_param_arguments, params_from_cli
+from grasp_ros.control.outputs import (
+    action_fields,
+    plan_stamp,
+    status_fields,
+    trajectory_fields,
+)
+from grasp_ros.io.bag_source import BagSource, open_bag
+from grasp_ros.io.bags import BagError, BagWriter, RawMessage, TopicInfo, write_bag
 from grasp_ros.io.images import ImageConversionError, image_msg_to_rgb
 from grasp_ros.io.messages import (
     ACTION_COMMAND,
@@ -60,7 +65,6 @@ from grasp_ros.io.messages import (
     action_command_msg,
     planner_status_msg,
     time_to_sec,
-    typestore,
     virtual_trajectory_msg,
 )
 from grasp_ros.tools import sim_topics
@@ -71,337 +75,7 @@ IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 _NS = 1_000_000_000
 
 
-# -- parameters (shared with grasp-ros-record-sim) ----------------------------------------------
-def add_param_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--params FILE`` and repeatable ``-p NAME=VALUE``, as both simulator tools take them."""
-    parser.add_argument(
-        "--params",
-        metavar="YAML",
-        help="ROS 2 parameters file, e.g. config/planner.yaml (default: every parameter at "
-        "its default)",
-    )
-    parser.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override one parameter (YAML value), e.g. -p seed=3 -p grasp.goal_weight=0.5 "
-        "-p model=path/to/model.pt; repeatable",
-    )
-
-
-def params_from_cli(path: str | None, overrides: Sequence[str]) -> dict[str, Any]:
-    """Flat parameters: the schema defaults, then the file, then the ``NAME=VALUE`` overrides.
-
-    Raises:
-        ValueError: a malformed override or an unknown or invalid parameter.
-        FileNotFoundError: the parameters file does not exist.
-    """
-    values = P.defaults()
-    if path:
-        values.update(P.validate(P.load_params_file(path)))
-    for item in overrides:
-        name, sep, text = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"-p {item!r}: expected NAME=VALUE, e.g. -p horizon=20")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"-p {item!r}: the value is not valid YAML: {exc}") from exc
-        values.update(P.validate({name.strip(): value}))
-    return values
-
-
-# -- reading bags -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StopPoint:
-    """Where reading a damaged bag ended: everything before it was processed."""
-
-    reason: str
-    file: str
-    offset: int | None = None
-    file_size: int | None = None
-
-
-class BagSource:
-    """One bag, whatever its format: topic types, message counts and a message stream.
-
-    ``stop`` is set when the stream ended early at damage; the messages before it are valid.
-    """
-
-    storage = ""
-    salvaged = False
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.topics: dict[str, str] = {}
-        self.counts: dict[str, int] | None = {}
-        self.stop: StopPoint | None = None
-
-    def _messages(self, topics: Sequence[str]) -> Iterator[BagMessage]:
-        raise NotImplementedError
-
-    def messages(self, topics: Sequence[str]) -> Iterator[BagMessage]:
-        """Messages on ``topics`` in bag order; damage ends the stream and sets ``stop``.
-
-        Whatever the storage library raises part-way (rosbags' ReaderError, a corrupt sqlite
-        page, an undecodable record) marks the end of the readable part of the bag.
-        """
-        stream = self._messages(topics)  # a wrong topic or type raises here, not as damage
-        while True:
-            try:
-                msg = next(stream)
-            except StopIteration:
-                return
-            except Exception as exc:
-                self.stop = StopPoint(f"{type(exc).__name__}: {exc}", str(self.path))
-                return
-            yield msg
-
-    def close(self) -> None:
-        """Release the files."""
-
-
-class _Rosbag2Source(BagSource):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self._bag = BagReader(path)
-        self.topics, self.counts = dict(self._bag.topics), dict(self._bag.message_counts)
-        self.storage = _storage_of(path)
-
-    def _messages(self, topics: Sequence[str]) -> Iterator[BagMessage]:
-        return self._bag.messages(topics)
-
-    def close(self) -> None:
-        self._bag.close()
-
-
-class _Rosbag1Source(BagSource):
-    """A ROS 1 bag; messages are turned into their ROS 2 form (same fields, no header seq)."""
-
-    storage = "rosbag1"
-
-    def __init__(self, path: Path) -> None:
-        from rosbags.rosbag1 import Reader, ReaderError
-        from rosbags.typesys import Stores, get_typestore
-
-        super().__init__(path)
-        self._ros1 = get_typestore(Stores.ROS1_NOETIC)
-        self._reader = Reader(path)
-        try:
-            self._reader.open()
-        except ReaderError as exc:
-            raise BagError(f"cannot open ROS 1 bag {path}: {exc}") from exc
-        for conn in self._reader.connections:
-            self.topics[conn.topic] = conn.msgtype
-            self.counts[conn.topic] = self.counts.get(conn.topic, 0) + conn.msgcount
-
-    def _messages(self, topics: Sequence[str]) -> Iterator[BagMessage]:
-        wanted = set(topics)
-        conns = [c for c in self._reader.connections if c.topic in wanted]
-        for conn in conns:
-            if conn.msgtype not in self._ros1.types or conn.msgtype not in typestore().types:
-                raise BagError(f"topic {conn.topic} has type {conn.msgtype}, unknown to ROS 2")
-        return (
-            BagMessage(c.topic, c.msgtype, t, _to_ros2(self._ros1.deserialize_ros1(raw, c.msgtype)))
-            for c, t, raw in self._reader.messages(connections=conns)
-        )
-
-    def close(self) -> None:
-        self._reader.close()
-
-
-def _to_ros2(msg: Any) -> Any:
-    """A rosbags ROS 1 message as the same type from the ROS 2 typestore (drops header.seq)."""
-    msgtype = getattr(msg, "__msgtype__", None)
-    if msgtype is None:
-        return msg
-    cls = typestore().types[msgtype]
-    names = [f.name for f in dataclasses.fields(cls)]
-    return cls(**{n: _to_ros2(getattr(msg, n)) for n in names if n != "__msgtype__"})
-
-
-_MCAP_MAGIC = b"\x89MCAP0\r\n"
-_OP_FOOTER, _OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK, _OP_DATA_END = 2, 3, 4, 5, 6, 15
-
-
-class _DamageError(Exception):
-    def __init__(self, reason: str, offset: int) -> None:
-        super().__init__(reason)
-        self.offset = offset
-
-
-class _McapSalvageSource(BagSource):
-    """MCAP files that rosbags cannot open, read record by record up to the first damage.
-
-    rosbags needs the summary at the end of an MCAP file; a recorder that was killed, a full
-    disk or an interrupted copy leaves none (and often no ``metadata.yaml``). The data section
-    before the damage is still valid: this reads it sequentially, following the MCAP
-    specification (https://mcap.dev/spec), in two passes: the first finds the channels, the
-    message counts and where the file breaks; the second yields messages. Messages inside a
-    chunk are sorted by time; chunks are taken in file order, which is the recording order.
-    """
-
-    storage = "mcap"
-    salvaged = True
-
-    def __init__(self, path: Path, files: list[Path]) -> None:
-        super().__init__(path)
-        self._files = files
-        self._channels: dict[tuple[int, int], tuple[str, str]] = {}
-        self.counts = {}
-        for _ in self._scan(count=True):
-            pass
-        self.topics = {t: m for t, m in self._channels.values()}
-
-    def _messages(self, topics: Sequence[str]) -> Iterator[BagMessage]:
-        wanted = set(topics)
-        store = typestore()
-        for topic, msgtype, stamp, raw in self._scan(count=False):
-            if topic in wanted:
-                yield BagMessage(topic, msgtype, stamp, store.deserialize_cdr(raw, msgtype))
-
-    def _scan(self, count: bool) -> Iterator[tuple[str, str, int, bytes]]:
-        for index, path in enumerate(self._files):
-            with path.open("rb") as f:
-                try:
-                    yield from self._file_messages(index, f, count)
-                except _DamageError as exc:
-                    self.stop = StopPoint(str(exc), str(path), exc.offset, path.stat().st_size)
-                    return
-
-    def _file_messages(
-        self, index: int, f: BinaryIO, count: bool
-    ) -> Iterator[tuple[str, str, int, bytes]]:
-        if f.read(8) != _MCAP_MAGIC:
-            raise _DamageError("not an MCAP file (bad magic bytes)", 0)
-        schemas: dict[int, str] = {}
-        for op, body, offset in _mcap_records(f):
-            if op in (_OP_FOOTER, _OP_DATA_END):
-                return
-            records = [(op, body)]
-            if op == _OP_CHUNK:
-                records = list(_chunk_records(body, offset))
-            batch = []
-            for rop, rbody in records:
-                if rop == _OP_SCHEMA:
-                    (sid,), (name, _) = _unpack(rbody, "<H", 2, offset)
-                    schemas[sid] = name
-                elif rop == _OP_CHANNEL:
-                    (cid, sid), (topic, _) = _unpack(rbody, "<HH", 2, offset)
-                    if sid in schemas:
-                        self._channels[(index, cid)] = (topic, schemas[sid])
-                elif rop == _OP_MESSAGE and len(rbody) >= 22:
-                    cid, _, log_time, _ = struct.unpack_from("<HIQQ", rbody)
-                    channel = self._channels.get((index, cid))
-                    if channel is not None:
-                        batch.append((log_time, channel, rbody[22:]))
-            batch.sort(key=lambda m: m[0])
-            for log_time, (topic, msgtype), raw in batch:
-                if count:
-                    self.counts[topic] = self.counts.get(topic, 0) + 1
-                yield topic, msgtype, log_time, raw
-        raise _DamageError("the file ends without an MCAP footer", f.tell())
-
-
-def _mcap_records(f: BinaryIO) -> Iterator[tuple[int, bytes, int]]:
-    """``(opcode, body, offset)`` of each top-level record; a cut-off record is damage."""
-    while True:
-        offset = f.tell()
-        head = f.read(9)
-        if not head:
-            return
-        if len(head) < 9:
-            raise _DamageError("a record header is cut off", offset)
-        op, length = struct.unpack("<BQ", head)
-        body = f.read(length)
-        if len(body) < length:
-            raise _DamageError(f"a record is cut off ({len(body)} of {length} bytes)", offset)
-        yield op, body, offset
-
-
-def _chunk_records(chunk: bytes, offset: int) -> Iterator[tuple[int, bytes]]:
-    """The records inside an MCAP chunk, decompressed and checksum-verified."""
-    try:
-        _, _, size, crc = struct.unpack_from("<QQQI", chunk)
-        (clen,) = struct.unpack_from("<I", chunk, 28)
-        compression = chunk[32 : 32 + clen].decode()
-        (dlen,) = struct.unpack_from("<Q", chunk, 32 + clen)
-        data = _decompress(chunk[40 + clen : 40 + clen + dlen], compression, size)
-    except (struct.error, UnicodeDecodeError, ValueError, RuntimeError) as exc:
-        raise _DamageError(f"a chunk cannot be decoded: {exc}", offset) from exc
-    if len(data) != size or (crc and zlib.crc32(data) != crc):
-        raise _DamageError("a chunk fails its size or CRC check", offset)
-    pos = 0
-    while pos + 9 <= len(data):
-        op, length = struct.unpack_from("<BQ", data, pos)
-        yield op, data[pos + 9 : pos + 9 + length]
-        pos += 9 + length
-
-
-def _decompress(data: bytes, compression: str, size: int) -> bytes:
-    """A chunk's records, with the decompressors rosbags reads MCAP with (0.11.0 to today).
-
-    Their modules changed between rosbags versions (zstandard, then backports.zstd), so the
-    table is taken from rosbags rather than imported here.
-    """
-    from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
-
-    if compression not in DECOMPRESSORS:
-        raise ValueError(f"unknown chunk compression {compression!r}")
-    return DECOMPRESSORS[compression](data, size)
-
-
-def _unpack(body: bytes, fmt: str, strings: int, offset: int) -> tuple[tuple[Any, ...], list[str]]:
-    """The fixed fields by ``fmt`` and the ``strings`` length-prefixed strings after them."""
-    try:
-        fixed = struct.unpack_from(fmt, body)
-        pos = struct.calcsize(fmt)
-        texts = []
-        for _ in range(strings):
-            (n,) = struct.unpack_from("<I", body, pos)
-            texts.append(body[pos + 4 : pos + 4 + n].decode())
-            pos += 4 + n
-    except (struct.error, UnicodeDecodeError) as exc:
-        raise _DamageError(f"a schema or channel record is malformed: {exc}", offset) from exc
-    return fixed, texts
-
-
-def _storage_of(path: Path) -> str:
-    files = [path] if path.is_file() else sorted(path.iterdir())
-    suffixes = {p.suffix for p in files}
-    for suffix, name in ((".mcap", "mcap"), (".db3", "sqlite3"), (".bag", "rosbag1")):
-        if suffix in suffixes:
-            return name
-    return "unknown"
-
-
-def open_bag(path: str | os.PathLike[str]) -> BagSource:
-    """Open a rosbag2 directory, ``.mcap``/``.db3`` file or ROS 1 ``.bag`` for reading.
-
-    A rosbag2 MCAP bag that rosbags cannot open (cut off, no summary, no ``metadata.yaml``)
-    is salvaged record by record; any other failure is a BagError naming the problem.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no bag at {path}")
-    if path.is_file() and path.suffix == ".bag":
-        return _Rosbag1Source(path)
-    try:
-        return _Rosbag2Source(path)
-    except BagError as exc:
-        files = [path] if path.suffix == ".mcap" else sorted(path.glob("*.mcap"))
-        if not files or not all(f.is_file() for f in files):
-            raise
-        salvage = _McapSalvageSource(path, files)
-        if not salvage.topics:
-            stop = salvage.stop
-            why = f": {stop.reason} at byte {stop.offset} of {stop.file}" if stop else ""
-            raise BagError(f"{exc}; reading it record by record found no messages{why}") from exc
-        return salvage
-
-
+# -- topics ------------------------------------------------------------------------------------
 def resolve_topic(topics: Mapping[str, str], name: str) -> str | None:
     """``name`` as the bag spells it: ``camera/image_raw`` matches ``/camera/image_raw``."""
     if name in topics:
@@ -423,14 +97,43 @@ class ReplayResult:
 
 @dataclass
 class _Skipped:
+    """Messages on one topic the planner could not use; ``corrupt`` of them did not deserialise.
+
+    ``first_stamp`` is the first one's header stamp, or its bag time if it did not deserialise.
+    """
+
     count: int = 0
+    corrupt: int = 0
     first_error: str = ""
     first_stamp: float | None = None
 
-    def add(self, error: str, stamp: float) -> None:
+    def add(self, error: str, stamp: float, corrupt: bool = False) -> None:
         if not self.count:
             self.first_error, self.first_stamp = error, stamp
         self.count += 1
+        self.corrupt += corrupt
+
+
+@dataclass(frozen=True)
+class _Topics:
+    """The topics of one replay: the planner's inputs, the ground truth, what is copied."""
+
+    image: str
+    goal: str | None
+    truth: list[str]
+    outputs: dict[str, str]  # "action", "plan", "status" -> topic in the output bag
+    copied: dict[str, TopicInfo]  # input topics copied into the output bag
+    not_copied: dict[str, str]  # input topic -> why it cannot be copied
+
+    @property
+    def used(self) -> list[str]:
+        """The topics the replay deserialises: camera, goal and ground truth."""
+        return [self.image, *([self.goal] if self.goal else []), *self.truth]
+
+    @property
+    def read(self) -> list[str]:
+        """The topics read from the bag: those used, then those only copied."""
+        return [*self.used, *(t for t in self.copied if t not in self.used)]
 
 
 @dataclass
@@ -449,15 +152,16 @@ class _Replay:
     def __init__(
         self,
         runtime: PlannerRuntime,
-        image_topic: str,
-        goal_topic: str | None,
+        source: BagSource,
+        topics: _Topics,
         writer: BagWriter | None,
-        output_topics: Mapping[str, str],
         rate_scale: float,
         tick_hook: Callable[[Command], None] | None,
     ) -> None:
-        self.rt, self.image_topic, self.goal_topic = runtime, image_topic, goal_topic
-        self.writer, self.out = writer, output_topics
+        self.rt, self.source = runtime, source
+        self.image_topic, self.goal_topic = topics.image, topics.goal
+        self.used, self.copied = set(topics.used), set(topics.copied)
+        self.writer, self.out = writer, topics.outputs
         self.scale = rate_scale
         self.period_ns = round(_NS / (runtime.params["control_rate"] / rate_scale))
         self.tick_hook = tick_hook
@@ -472,7 +176,7 @@ class _Replay:
         self.last_ns: int | None = None
         self.ticks = 0
 
-    def run(self, messages: Iterator[BagMessage], progress: tqdm) -> None:
+    def run(self, messages: Iterator[RawMessage], progress: tqdm) -> None:
         for m in messages:
             if self.first_ns is None:
                 self.first_ns = m.stamp_ns
@@ -488,18 +192,26 @@ class _Replay:
     def _next_tick(self) -> int:
         return self.first_ns + self.ticks * self.period_ns
 
-    def _feed(self, m: BagMessage) -> None:
+    def _feed(self, m: RawMessage) -> None:
+        """Copy a message verbatim, then use it if it is one the planner or the score needs."""
         self.counts[m.topic] = self.counts.get(m.topic, 0) + 1
-        if self.writer is not None:
-            self.writer.write(m.topic, m.msg, m.stamp_ns)
+        if self.writer is not None and m.topic in self.copied:
+            self.writer.write_raw(m.topic, m.data, m.stamp_ns)
+        if m.topic not in self.used:
+            return
+        try:
+            msg = self.source.deserialize(m)
+        except BagError as exc:
+            self._skip(m.topic, str(exc), m.stamp_ns / _NS, corrupt=True)
+            return
         if m.topic == self.image_topic or m.topic == self.goal_topic:
             # The header stamp, as the node uses it: a driver that leaves it at zero makes
             # every image stale there, and so here.
-            stamp = time_to_sec(m.msg.header.stamp)
+            stamp = time_to_sec(msg.header.stamp)
             try:
-                rgb = image_msg_to_rgb(m.msg)
+                rgb = image_msg_to_rgb(msg)
             except (ImageConversionError, TypeError, ValueError) as exc:
-                self.skipped.setdefault(m.topic, _Skipped()).add(str(exc), stamp)
+                self._skip(m.topic, str(exc), stamp)
                 return
             if m.topic == self.image_topic:
                 self.latencies.append(m.stamp_ns / _NS - stamp)
@@ -510,14 +222,17 @@ class _Replay:
                 self.goal = rgb
         elif m.topic.lstrip("/") == sim_topics.TASK_TOPIC:
             try:
-                self.truth.task = sim_topics.parse_task(m.msg.data)
+                self.truth.task = sim_topics.parse_task(msg.data)
             except ValueError as exc:
-                self.skipped.setdefault(m.topic, _Skipped()).add(str(exc), m.stamp_ns / _NS)
+                self._skip(m.topic, str(exc), m.stamp_ns / _NS)
         elif m.topic.lstrip("/") == sim_topics.POSE_TOPIC:
-            self.truth.pose = sim_topics.pose_xy(m.msg)
+            self.truth.pose = sim_topics.pose_xy(msg)
         elif m.topic.lstrip("/") == sim_topics.EXECUTED_ACTION_TOPIC:
-            dt_ns = round(float(m.msg.dt) * _NS)
-            self.truth.executed = (m.stamp_ns, dt_ns, np.asarray(m.msg.action, dtype=np.float32))
+            dt_ns = round(float(msg.dt) * _NS)
+            self.truth.executed = (m.stamp_ns, dt_ns, np.asarray(msg.action, dtype=np.float32))
+
+    def _skip(self, topic: str, error: str, stamp: float, corrupt: bool = False) -> None:
+        self.skipped.setdefault(topic, _Skipped()).add(error, stamp, corrupt)
 
     def _tick(self, now_ns: int) -> None:
         now = now_ns / _NS
@@ -544,9 +259,9 @@ class _Replay:
         status = status_fields(cmd, self.rt.stats)
         w.write(out["status"], planner_status_msg(stamp_sec=now, **status), now_ns)
         if cmd.plan is not None:
-            image_stamp = now - cmd.image_age if math.isfinite(cmd.image_age) else now
             fields = trajectory_fields(cmd.plan, self.rt.model)
-            msg = virtual_trajectory_msg(stamp_sec=image_stamp, frame_id=self.frame_id, **fields)
+            stamp = plan_stamp(cmd)
+            msg = virtual_trajectory_msg(stamp_sec=stamp, frame_id=self.frame_id, **fields)
             w.write(out["plan"], msg, now_ns)
 
 
@@ -590,14 +305,8 @@ def replay(
     values = dict(params)
     values["budget"] = "deadline" if realtime_budget else "iterations"
     _check_rate_scale(values, rate_scale, realtime_budget)
-    source = open_bag(bag_path)
-    try:
-        image_topic, goal_topic = _pick_topics(source, image_topic, goal_topic, goal_image)
-        truth_topics = _truth_topics(source.topics)
-        topics = [image_topic, *([goal_topic] if goal_topic else []), *truth_topics]
-        output_topics = {n: _qualified(output_prefix + n) for n in ("action", "plan", "status")}
-        if out is not None:
-            _check_clashes(output_topics, topics)
+    with open_bag(bag_path) as source:
+        topics = _plan_topics(source, image_topic, goal_topic, goal_image, out, output_prefix)
         runtime = PlannerRuntime.from_params(
             {
                 **values,
@@ -605,37 +314,32 @@ def replay(
                 "image_timeout": values["image_timeout"] / rate_scale,
             }
         )
-        if goal_image is not None and goal_topic is None:
+        if goal_image is not None and topics.goal is None:
             runtime.on_goal(goal_image)
-        total = sum(source.counts.get(t, 0) for t in topics) if source.counts else None
+        total = sum(source.counts.get(t, 0) for t in topics.read) if source.counts else None
         with write_bag(out, overwrite=overwrite) if out else contextlib.nullcontext() as writer:
             if writer is not None:
-                for topic in topics:
-                    writer.add_topic(topic, source.topics[topic])
+                for info in topics.copied.values():
+                    writer.add_raw_topic(info)
                 for name, msgtype in (
                     ("action", ACTION_COMMAND),
                     ("plan", VIRTUAL_TRAJECTORY),
                     ("status", PLANNER_STATUS),
                 ):
-                    writer.add_topic(output_topics[name], msgtype)
-            loop = _Replay(
-                runtime, image_topic, goal_topic, writer, output_topics, rate_scale, tick_hook
-            )
+                    writer.add_topic(topics.outputs[name], msgtype)
+            loop = _Replay(runtime, source, topics, writer, rate_scale, tick_hook)
             with tqdm(
                 total=total, unit="msg", desc="replaying", disable=not progress, leave=False
             ) as bar:
-                loop.run(source.messages(topics), bar)
-            if loop.counts.get(image_topic, 0) == 0:
+                loop.run(source.raw_messages(topics.read), bar)
+            if loop.counts.get(topics.image, 0) == 0:
                 where = f" (reading stopped: {source.stop.reason})" if source.stop else ""
-                raise BagError(f"no readable message on {image_topic} in {bag_path}{where}")
-    finally:
-        source.close()
+                raise BagError(f"no readable message on {topics.image} in {bag_path}{where}")
     report = _report(
         loop,
         source,
         values,
-        image_topic=image_topic,
-        goal_topic=goal_topic,
+        topics=topics,
         out=out,
         rate_scale=rate_scale,
         wall_time=time.perf_counter() - started,
@@ -647,6 +351,29 @@ def replay(
         statuses=[c.status for c in loop.commands],
         report=report,
     )
+
+
+def _plan_topics(
+    source: BagSource,
+    image_topic: str | None,
+    goal_topic: str | None,
+    goal_image: np.ndarray | None,
+    out: str | os.PathLike[str] | None,
+    output_prefix: str,
+) -> _Topics:
+    """What to read, use and copy, checked before any planning starts."""
+    image, goal = _pick_topics(source, image_topic, goal_topic, goal_image)
+    outputs = {n: _qualified(output_prefix + n) for n in ("action", "plan", "status")}
+    copied: dict[str, TopicInfo] = {}
+    not_copied: dict[str, str] = {}
+    if out is not None:
+        _check_clashes(outputs, list(source.topics))
+        for topic in source.topics:
+            try:
+                copied[topic] = source.topic_info(topic)
+            except BagError as exc:
+                not_copied[topic] = str(exc)
+    return _Topics(image, goal, _truth_topics(source.topics), outputs, copied, not_copied)
 
 
 def _check_output(out: Path, bag: Path, overwrite: bool) -> None:
@@ -773,8 +500,7 @@ def _report(
     source: BagSource,
     values: Mapping[str, Any],
     *,
-    image_topic: str,
-    goal_topic: str | None,
+    topics: _Topics,
     out: Any,
     rate_scale: float,
     wall_time: float,
@@ -791,11 +517,12 @@ def _report(
         "storage": source.storage,
         "salvaged": source.salvaged,
         "truncated": dataclasses.asdict(source.stop) if source.stop else None,
-        "image_topic": image_topic,
-        "goal_topic": goal_topic,
+        "image_topic": topics.image,
+        "goal_topic": topics.goal,
         "output_bag": None if out is None else str(out),
         "messages": dict(sorted(loop.counts.items())),
         "skipped": {t: dataclasses.asdict(s) for t, s in sorted(loop.skipped.items())},
+        "not_copied": dict(sorted(topics.not_copied.items())),
         "image_latency": {
             "p50": _finite(np.percentile(latency, 50)) if len(latency) else None,
             "max": _finite(latency.max()) if len(latency) else None,
@@ -1006,10 +733,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     for topic, skipped in report["skipped"].items():
         print(
-            f"{prog}: warning: skipped {skipped['count']} undecodable message(s) on {topic}, "
-            f"first: {skipped['first_error']}",
+            f"{prog}: warning: skipped {skipped['count']} unusable message(s) on {topic} "
+            f"({skipped['corrupt']} corrupt), first: {skipped['first_error']}",
             file=sys.stderr,
         )
+    for reason in report["not_copied"].values():
+        print(f"{prog}: warning: not copied to the output bag: {reason}", file=sys.stderr)
     print(_summary(report))
     for label, path in (("bag", args.out), ("report", args.report)):
         if path:

@@ -1,4 +1,5 @@
-"""Bags: written atomically (MCAP and sqlite3), read back intact, and errors that say why."""
+"""Bags: written atomically (MCAP and sqlite3), read back intact or raw, copied verbatim with
+their definitions and QoS, and errors that say why."""
 
 from __future__ import annotations
 
@@ -8,10 +9,20 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from rosbags.interfaces import QosDurability
+from rosbags.rosbag2 import Reader
 from rosbags.typesys import get_types_from_msg
 
 from grasp_ros.io import messages
-from grasp_ros.io.bags import BAG_VERSION, BagError, BagReader, write_bag
+from grasp_ros.io.bags import (
+    BAG_VERSION,
+    LATCHED,
+    BagError,
+    BagReader,
+    describe_topic,
+    deserialize,
+    write_bag,
+)
 from grasp_ros.io.images import image_msg_to_rgb
 
 STORAGES = {"mcap": ".mcap", "sqlite3": ".db3"}
@@ -181,3 +192,150 @@ def test_reading_a_type_the_typestore_lacks(tmp_path: Path) -> None:
     with BagReader(tmp_path / "run") as bag:
         with pytest.raises(BagError, match="other_msgs/msg/Reading, which the typestore"):
             bag.messages()
+
+
+# -- raw copies -----------------------------------------------------------------------------------
+def custom_store():
+    """The package typestore plus a type no one else has, with a nested custom type."""
+    store = messages.build_typestore(messages.find_msg_dir())
+    store.register(get_types_from_msg("float64 value\nstring unit", "other_msgs/msg/Reading"))
+    store.register(
+        get_types_from_msg(
+            "std_msgs/Header header\nother_msgs/Reading[] readings", "other_msgs/msg/Readings"
+        )
+    )
+    return store
+
+
+def write_custom(path: Path, storage: str = "mcap") -> None:
+    store = custom_store()
+    types = store.types
+    with write_bag(path, storage=storage, store=store) as bag:
+        bag.add_topic("/latched", messages.PLANNER_STATUS, qos=[LATCHED])
+        for i in range(3):
+            readings = [types["other_msgs/msg/Reading"](value=i + 0.5, unit="V")] * (i + 1)
+            msg = types["other_msgs/msg/Readings"](
+                header=messages.make_header(i, "probe"), readings=readings
+            )
+            bag.write("/readings", msg, T0 + i)
+            bag.write("/latched", messages.planner_status_msg(stamp_sec=i, status=0, tick=i), T0)
+
+
+@pytest.mark.parametrize("storage", sorted(STORAGES))
+def test_raw_copy_keeps_bytes_definition_hash_and_qos_of_unknown_types(
+    tmp_path: Path, storage: str
+) -> None:
+    write_custom(tmp_path / "src", storage)
+    with BagReader(tmp_path / "src") as src:  # the default typestore lacks other_msgs
+        infos = {t: src.topic_info(t) for t in src.topics}
+        originals = list(src.raw_messages())
+        with write_bag(tmp_path / "copy") as out:
+            for info in infos.values():
+                out.add_raw_topic(info)
+            for m in src.raw_messages(["/readings", "/latched"]):
+                out.write_raw(m.topic, m.data, m.stamp_ns)
+    store = custom_store()
+    with BagReader(tmp_path / "copy", store) as copy:
+        assert {t: copy.topic_info(t) for t in copy.topics} == infos
+        copied = list(copy.raw_messages())
+        values = [[r.value for r in m.msg.readings] for m in copy.messages(["/readings"])]
+    assert [(m.topic, m.stamp_ns, bytes(m.data)) for m in copied] == [
+        (m.topic, m.stamp_ns, bytes(m.data)) for m in originals
+    ]
+    assert values == [[0.5], [1.5, 1.5], [2.5, 2.5, 2.5]]
+    readings = infos["/readings"]
+    assert readings.msgtype == "other_msgs/msg/Readings" and "MSG: other_msgs/Reading" in (
+        readings.msgdef
+    )
+    assert readings.rihs01 == store.hash_rihs01("other_msgs/msg/Readings")
+    assert readings.qos == () and infos["/latched"].qos == (LATCHED,)
+
+
+def test_a_missing_type_hash_is_computed_from_the_stored_definition(tmp_path: Path) -> None:
+    """A single .mcap file has no metadata.yaml hash (nor has any Humble bag)."""
+    write_custom(tmp_path / "src")
+    with Reader(tmp_path / "src" / "src.mcap") as plain:
+        assert {c.digest for c in plain.connections} == {""}
+    with BagReader(tmp_path / "src") as whole, BagReader(tmp_path / "src" / "src.mcap") as file:
+        for topic in whole.topics:
+            assert file.topic_info(topic) == whole.topic_info(topic)
+
+
+def test_describe_topic_without_a_stored_definition() -> None:
+    """Humble's sqlite3 bags store neither a definition nor a hash."""
+    store = messages.typestore()
+    info = describe_topic("/image", messages.IMAGE, "", "", [], store)
+    assert info.msgdef == store.generate_msgdef(messages.IMAGE, ros_version=2)[0]
+    assert info.rihs01 == store.hash_rihs01(messages.IMAGE)
+    with pytest.raises(BagError, match="holds no definition of other_msgs/msg/X and the typestore"):
+        describe_topic("/x", "other_msgs/msg/X", "", "", [], store)
+    with pytest.raises(BagError, match="is not that of the typestore's sensor_msgs/msg/Image"):
+        describe_topic("/image", messages.IMAGE, "", "RIHS01_00", [], store)
+    with pytest.raises(BagError, match="definition of other_msgs/msg/X cannot be read"):
+        describe_topic("/x", "other_msgs/msg/X", "float64 value\nno_such/Type t", "", [], store)
+
+
+def test_a_corrupt_message_raises_when_deserialised_and_raw_reading_goes_past_it(
+    tmp_path: Path,
+) -> None:
+    status = messages.planner_status_msg(stamp_sec=1.0, status=0, tick=0)
+    with write_bag(tmp_path / "run") as bag:
+        bag.write("/status", status, 1)
+        bag.write_raw("/status", b"\x00\x01\x00\x00\xff\xff\xff\x7f", 2)
+        bag.write("/status", status, 3)
+    with BagReader(tmp_path / "run") as bag:
+        raw = list(bag.raw_messages())
+        assert [m.stamp_ns for m in raw] == [1, 2, 3]
+        assert deserialize(raw[2]).tick == 0
+        with pytest.raises(BagError, match=r"cannot deserialise a grasp_ros/msg/PlannerStatus on "):
+            deserialize(raw[1])
+        stream = bag.messages()
+        assert next(stream).stamp_ns == 1
+        with pytest.raises(BagError, match="at 2 ns"):
+            next(stream)
+
+
+def test_raw_writer_errors(tmp_path: Path) -> None:
+    with pytest.raises(BagError, match="call add_raw_topic before write_raw"):
+        with write_bag(tmp_path / "a") as bag:
+            bag.write_raw("/x", b"\x00\x01\x00\x00", 1)
+    with pytest.raises(BagError, match="already added with other QoS"):
+        with write_bag(tmp_path / "b") as bag:
+            bag.add_topic("/goal", messages.IMAGE, qos=[LATCHED])
+            bag.add_topic("/goal", messages.IMAGE)
+    with pytest.raises(BagError, match="timestamp -1 ns is negative"):
+        with write_bag(tmp_path / "c") as bag:
+            bag.add_topic("/x", messages.PLANNER_STATUS)
+            bag.write_raw("/x", b"\x00\x01\x00\x00", -1)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- QoS ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("storage", sorted(STORAGES))
+def test_latched_qos_is_stored_as_rosbag2_humble_records_it(tmp_path: Path, storage: str) -> None:
+    """metadata.yaml (version 8) holds the profiles as a YAML string with integer policies,
+    the form Humble's ros2 bag parses; the storage file holds the same string."""
+    path = tmp_path / "run"
+    with write_bag(path, storage=storage) as bag:
+        bag.add_topic("/goal_image", messages.IMAGE, qos=[LATCHED])
+        bag.write("/goal_image", messages.image_msg(FRAMES[0], 1.0), 1)
+        bag.write("/camera/image_raw", messages.image_msg(FRAMES[1], 1.0), 2)
+    info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    stored = {
+        t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+        for t in info["topics_with_message_count"]
+    }
+    assert stored["/camera/image_raw"] == ""  # no offer: ros2 bag play uses its default
+    assert isinstance(stored["/goal_image"], str)
+    (profile,) = yaml.safe_load(stored["/goal_image"])
+    assert profile["reliability"] == 1 and profile["durability"] == 1  # reliable, transient local
+    assert profile["history"] == 3 and profile["depth"] == 0  # unknown: play uses its own
+    assert profile["liveliness"] == 1 and profile["avoid_ros_namespace_conventions"] is False
+    assert profile["deadline"] == profile["lifespan"] == {"sec": 0, "nsec": 0}
+    single = path / f"run{STORAGES[storage]}"
+    for bag_path in (path, single):
+        with BagReader(bag_path) as bag:
+            assert bag.topic_info("/goal_image").qos == (LATCHED,)
+            assert bag.topic_info("/camera/image_raw").qos == ()
+            durability = bag.topic_info("/goal_image").qos[0].durability
+            assert durability is QosDurability.TRANSIENT_LOCAL

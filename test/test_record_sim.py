@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 
 from grasp_ros.envs import make_env
-from grasp_ros.io.bags import BagReader
+from grasp_ros.io.bags import LATCHED, BagReader
 from grasp_ros.io.messages import ACTION_COMMAND, IMAGE, time_to_sec
 from grasp_ros.tools import record_sim, sim_topics
 from grasp_ros.tools.record_sim import CameraModel, expert_policy, main
@@ -62,6 +63,22 @@ def test_bag_keeps_the_topic_contract_and_camera_timing(expert_bag) -> None:
     assert {m.topic for m in first} >= {GOAL, TASK}
     poses = [m.msg for m in msgs if m.topic == POSE]
     assert {p.header.frame_id for p in poses} == {sim_topics.MAP_FRAME}
+
+
+def test_goal_and_task_are_latched_so_ros2_bag_play_republishes_them_latched(expert_bag) -> None:
+    """Stored as Humble's ros2 bag record stores a transient-local publisher (a YAML string)."""
+    info = yaml.safe_load((expert_bag / "metadata.yaml").read_text())
+    offered = {
+        t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+        for t in info["rosbag2_bagfile_information"]["topics_with_message_count"]
+    }
+    for topic in (GOAL, TASK):
+        (profile,) = yaml.safe_load(offered[topic])
+        assert (profile["durability"], profile["reliability"]) == (1, 1), topic
+    assert offered[CAMERA] == offered[POSE] == offered[EXECUTED] == ""
+    with BagReader(next(expert_bag.glob("*.mcap"))) as bag:  # the MCAP channels hold it too
+        assert bag.topic_info(GOAL).qos == bag.topic_info(TASK).qos == (LATCHED,)
+        assert bag.topic_info(CAMERA).qos == ()
 
 
 def test_ground_truth_says_the_expert_reached_the_goal(expert_bag) -> None:

@@ -14,11 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from rosbags.typesys import get_types_from_msg
 
 from grasp_ros.control import PlannerRuntime, Status
 from grasp_ros.control.cli_params import params_from_cli
 from grasp_ros.envs import make_env
-from grasp_ros.io.bags import BagError, BagReader, write_bag
+from grasp_ros.io import messages
+from grasp_ros.io.bags import LATCHED, BagError, BagReader, deserialize, write_bag
 from grasp_ros.io.images import rgb_to_image_fields
 from grasp_ros.io.messages import (
     ACTION_COMMAND,
@@ -38,6 +40,7 @@ ANALYTIC = "grasp_ros.models.analytic:PointWallModel"
 FAST = {"model": ANALYTIC, "horizon": 6, "iterations": 2, "cold_start_iterations": 5}
 FAST_ARGS = [arg for k, v in FAST.items() for arg in ("-p", f"{k}={v}")]
 T0 = 1_700_000_000.0
+T0_NS = 1_700_000_000_000_000_000
 
 
 def record(path: Path, *args: str) -> Path:
@@ -189,6 +192,30 @@ def test_output_bag_is_readable_with_the_custom_messages(bags, tmp_path) -> None
     assert copied.header == first.header and np.array_equal(copied.data, first.data)
 
 
+def test_every_input_topic_is_copied_verbatim_with_its_definition_and_qos(bags, tmp_path) -> None:
+    """Custom types the replay does not know travel too, and latched topics stay latched."""
+    store = messages.build_typestore(messages.find_msg_dir())
+    store.register(get_types_from_msg("float64 volts", "robot_msgs/msg/Battery"))
+    bag = tmp_path / "robot"
+    with BagReader(bags["mcap"]) as src, write_bag(bag, store=store) as dst:
+        for topic in src.topics:
+            dst.add_raw_topic(src.topic_info(topic))
+        for m in src.raw_messages():
+            dst.write_raw(m.topic, m.data, m.stamp_ns)
+        for i in range(4):
+            dst.write("/battery", store.types["robot_msgs/msg/Battery"](volts=12.0 - i), T0_NS + i)
+    run(bag, out=tmp_path / "out")
+    with BagReader(bag, store) as src, BagReader(tmp_path / "out", store) as out:
+        assert set(out.topics) == set(src.topics) | {"/action", "/plan", "/status"}
+        for topic in src.topics:
+            assert out.topic_info(topic) == src.topic_info(topic), topic
+            assert [bytes(m.data) for m in out.raw_messages([topic])] == [
+                bytes(m.data) for m in src.raw_messages([topic])
+            ], topic
+        assert out.topic_info("/goal_image").qos == (LATCHED,)
+        assert [m.msg.volts for m in out.messages(["/battery"])] == [12.0, 11.0, 10.0, 9.0]
+
+
 def test_output_prefix_and_topic_clash(bags, tmp_path) -> None:
     out = tmp_path / "prefixed"
     run(bags["mcap"], out=out, output_prefix="replay/")
@@ -275,6 +302,33 @@ def test_undecodable_images_are_skipped_and_counted(tmp_path) -> None:
     assert result.report["status_counts"] == {"NO_IMAGE": 1, "OK": 5}
 
 
+def test_a_corrupt_message_in_the_middle_is_skipped_counted_and_copied(tmp_path, capsys) -> None:
+    """Reading goes on past a message that does not deserialise; the copy stays verbatim."""
+    garbage = b"\x00\x01\x00\x00\xff\xff\xff\x7f"
+    with write_bag(tmp_path / "bag") as bag:
+        imgs = frames()
+        bag.write("goal_image", image_msg(imgs[-1], T0, "camera"), stamp_to_ns(T0))
+        for i, rgb in enumerate(imgs):
+            t = T0 + 0.05 * i
+            bag.write("camera/image_raw", image_msg(rgb, t, "camera"), stamp_to_ns(t + 0.002))
+            if i == 5:
+                bag.write_raw("camera/image_raw", garbage, stamp_to_ns(t + 0.01))
+    clean = run(image_bag(tmp_path / "clean"))
+    result = run(tmp_path / "bag", out=tmp_path / "out")
+    skipped = result.report["skipped"]["camera/image_raw"]
+    assert skipped["count"] == skipped["corrupt"] == 1
+    assert skipped["first_error"].startswith("cannot deserialise a sensor_msgs/msg/Image")
+    assert skipped["first_stamp"] == pytest.approx(T0 + 0.26)
+    assert result.report["messages"]["camera/image_raw"] == 13 and not result.report["truncated"]
+    assert result.actions.tobytes() == clean.actions.tobytes()  # the planner saw every image
+    with BagReader(tmp_path / "out") as out:
+        copied = [bytes(m.data) for m in out.raw_messages(["camera/image_raw"])]
+    assert len(copied) == 13 and copied[6] == garbage
+    assert R.main([str(tmp_path / "bag"), "--quiet", *FAST_ARGS]) == 0
+    err = capsys.readouterr().err
+    assert "warning: skipped 1 unusable message(s) on camera/image_raw (1 corrupt)" in err
+
+
 def test_a_republished_goal_keeps_the_warm_start_a_new_one_drops_it(tmp_path) -> None:
     """As the node does: only a goal that differs from the current one restarts planning."""
     imgs = frames()
@@ -305,10 +359,24 @@ def test_leading_slash_topics_goal_image_file_and_ros1(tmp_path) -> None:
     out = tmp_path / "from_ros1"
     from_ros1 = run(ros1, out=out)
     assert from_ros1.report["storage"] == "rosbag1"
+    assert (
+        "robot_msgs/msg/Weird, which cannot be converted to ROS 2: its ROS 1 definition"
+        in (from_ros1.report["not_copied"]["/weird"])
+    )
     assert from_ros1.actions.tobytes() == result.actions.tobytes()
     with BagReader(out) as bag:
         image = next(bag.messages(["/camera/image_raw"])).msg
+        assert bag.topic_info("/goal_image").qos == (LATCHED,)  # latched in ROS 1
+        assert bag.topic_info("/camera/image_raw").qos == ()
+        volts = [deserialize(m, ros1_custom_store()).volts for m in bag.raw_messages(["/battery"])]
     assert image.header.frame_id == "camera" and image.encoding == "rgb8"
+    assert volts == [12.5, 12.0]  # a type only the ROS 1 bag defines
+
+
+def ros1_custom_store():
+    store = messages.build_typestore(messages.find_msg_dir())
+    store.register(get_types_from_msg("Header header\nfloat32 volts", "robot_msgs/msg/Battery"))
+    return store
 
 
 def write_ros1_bag(path: Path) -> Path:
@@ -324,11 +392,24 @@ def write_ros1_bag(path: Path) -> Path:
         header = types["std_msgs/msg/Header"](seq=0, stamp=stamp, frame_id="camera")
         return types[IMAGE](header=header, **rgb_to_image_fields(rgb, "rgb8"))
 
+    battery = "robot_msgs/msg/Battery"
+    store.register(get_types_from_msg("Header header\nfloat32 volts", battery))
     imgs = frames()
     with Writer(path) as bag:
         cam = bag.add_connection("/camera/image_raw", IMAGE, typestore=store)
-        goal = bag.add_connection("/goal_image", IMAGE, typestore=store)
+        goal = bag.add_connection("/goal_image", IMAGE, typestore=store, latching=1)
+        power = bag.add_connection("/battery", battery, typestore=store)
+        weird = bag.add_connection(
+            "/weird", "robot_msgs/msg/Weird", msgdef="no_such/Type t", md5sum="0" * 32
+        )
+        bag.write(weird, stamp_to_ns(T0), b"\x00")
         bag.write(goal, stamp_to_ns(T0), store.serialize_ros1(msg(imgs[-1], T0), IMAGE))
+        for i, volts in enumerate((12.5, 12.0)):
+            header = types["std_msgs/msg/Header"](
+                seq=i, stamp=types["builtin_interfaces/msg/Time"](sec=i, nanosec=0), frame_id=""
+            )
+            data = store.serialize_ros1(types[battery](header=header, volts=volts), battery)
+            bag.write(power, stamp_to_ns(T0 + 0.1 * i), data)
         for i, rgb in enumerate(imgs):
             t = T0 + 0.05 * i
             data = store.serialize_ros1(msg(rgb, t), IMAGE)
@@ -359,8 +440,10 @@ def test_truncated_mcap_is_replayed_up_to_the_cut(bags, tmp_path, capsys) -> Non
     assert 0 < stop["offset"] < stop["file_size"] == next(bag.glob("*.mcap")).stat().st_size
     assert 0 < data["messages"]["/camera/image_raw"] < 60
     assert data["ticks"] > 5 and "note" in data["ground_truth"]
-    with BagReader(out) as replayed:
+    with BagReader(out) as replayed, BagReader(bags["big"]) as original:
         assert replayed.message_counts["/camera/image_raw"] == data["messages"]["/camera/image_raw"]
+        for topic in original.topics:  # salvaged definitions and QoS, as the intact bag has them
+            assert replayed.topic_info(topic) == original.topic_info(topic), topic
     (bag / "metadata.yaml").unlink()  # a killed recorder often leaves none
     assert run(bag).report["truncated"]["offset"] == stop["offset"]
 

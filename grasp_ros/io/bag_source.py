@@ -152,12 +152,17 @@ class _Rosbag1Source(BagSource):
                 self._register(conn.msgtype, conn.msgdef.data)
 
     def _register(self, msgtype: str, msgdef: str) -> None:
-        """Add a type the typestore lacks from the bag's ROS 1 definition, if it parses."""
+        """Add a type the typestore lacks from the bag's ROS 1 definition, if it is complete.
+
+        Hashing walks every field type, so a definition that names a type it does not define
+        is found here, not when a message is converted.
+        """
         try:
             types = get_types_from_msg(msgdef, msgtype)
             self.store.register({k: v for k, v in types.items() if k not in self.store.types})
+            self.store.hash_rihs01(msgtype)
         except (TypesysError, KeyError, ValueError) as exc:
-            self._unconvertible[msgtype] = f"its ROS 1 definition cannot be read: {exc}"
+            self._unconvertible[msgtype] = f"its ROS 1 definition cannot be read: {exc!r}"
 
     def _convertible(self, topic: str) -> str:
         msgtype = self.topics[topic]

@@ -2,9 +2,11 @@
 
 The bag is what a robot log looks like to the planner: ``camera/image_raw`` (rgb8, frame
 ``camera``) at the camera rate with capture jitter and transport latency, and optionally a
-dropout that starves the planner's image watchdog; ``goal_image`` once at the start. On top,
-the ground truth a robot does not have: ``sim/task`` (the task as JSON), ``sim/pose`` (the
-agent's position at every control step) and ``sim/executed_action`` (what the agent did).
+dropout that starves the planner's image watchdog; ``goal_image`` once at the start, latched.
+On top, the ground truth a robot does not have: ``sim/task`` (the task as JSON, latched),
+``sim/pose`` (the agent's position at every control step) and ``sim/executed_action`` (what
+the agent did). The latched topics are stored with a transient-local QoS profile, so
+``ros2 bag play`` republishes them latched without a QoS override file.
 ``grasp-ros-replay`` reads all of it back and scores the recorded run.
 
 Timeline: the agent acts at the control rate; the action chosen at step k moves the agent over
@@ -37,7 +39,7 @@ from tqdm import tqdm
 from grasp_ros.control import Command, PlannerRuntime
 from grasp_ros.control.cli_params import add_param_arguments, params_from_cli
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
-from grasp_ros.io.bags import STORAGES, BagError, write_bag
+from grasp_ros.io.bags import LATCHED, STORAGES, BagError, write_bag
 from grasp_ros.io.messages import ACTION_COMMAND, IMAGE, action_command_msg, image_msg, stamp_to_ns
 from grasp_ros.tools import sim_topics as topics
 
@@ -219,14 +221,16 @@ def record(
     statuses: dict[str, int] = {}
     frame_i = 0
     with write_bag(out, storage=storage, overwrite=overwrite) as bag:
-        for topic, msgtype in (
-            (TASK, topics.STRING),
-            (GOAL, IMAGE),
-            (CAMERA, IMAGE),
-            (POSE, topics.POSE_STAMPED),
-            (EXECUTED, ACTION_COMMAND),
+        # Goal and task are latched, as the sim node publishes them: ros2 bag play then
+        # republishes them latched, and a planner that starts late still receives them.
+        for topic, msgtype, qos in (
+            (TASK, topics.STRING, [LATCHED]),
+            (GOAL, IMAGE, [LATCHED]),
+            (CAMERA, IMAGE, []),
+            (POSE, topics.POSE_STAMPED, []),
+            (EXECUTED, ACTION_COMMAND, []),
         ):
-            bag.add_topic(topic, msgtype)
+            bag.add_topic(topic, msgtype, qos=qos)
         t0_ns = stamp_to_ns(start_time)
         bag.write(TASK, topics.task_msg(env, task), t0_ns)
         bag.write(GOAL, image_msg(task.goal_image, start_time, topics.CAMERA_FRAME), t0_ns)

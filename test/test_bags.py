@@ -303,6 +303,11 @@ def test_raw_writer_errors(tmp_path: Path) -> None:
         with write_bag(tmp_path / "b") as bag:
             bag.add_topic("/goal", messages.IMAGE, qos=[LATCHED])
             bag.add_topic("/goal", messages.IMAGE)
+    other = describe_topic("/b", messages.PLANNER_STATUS, "int32 x", "", [], messages.typestore())
+    with pytest.raises(BagError, match=r"another definition .* one definition per type"):
+        with write_bag(tmp_path / "d") as bag:
+            bag.add_topic("/a", messages.PLANNER_STATUS)
+            bag.add_raw_topic(other)
     with pytest.raises(BagError, match="timestamp -1 ns is negative"):
         with write_bag(tmp_path / "c") as bag:
             bag.add_topic("/x", messages.PLANNER_STATUS)

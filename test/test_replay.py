@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from rosbags.typesys import get_types_from_msg
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from grasp_ros.control import PlannerRuntime, Status
 from grasp_ros.control.cli_params import params_from_cli
@@ -78,8 +78,11 @@ def frames(n: int = 12) -> list[np.ndarray]:
     return list(env.render_states(states))
 
 
-def image_bag(path: Path, encode=None, topic="camera/image_raw", goal="goal_image", **kw) -> Path:
-    """Camera frames at 20 Hz (and a goal at the start), each message built by ``encode``."""
+def image_bag(
+    path: Path, encode=None, topic="camera/image_raw", goal="goal_image", extra=None, **kw
+) -> Path:
+    """Camera frames at 20 Hz (and a goal at the start), each message built by ``encode``;
+    ``extra(bag, i, t)`` writes more after frame ``i`` (taken at ``t``)."""
     encode = encode or (lambda rgb, t: image_msg(rgb, t, "camera"))
     imgs = frames()
     with write_bag(path, **kw) as bag:
@@ -88,6 +91,8 @@ def image_bag(path: Path, encode=None, topic="camera/image_raw", goal="goal_imag
         for i, rgb in enumerate(imgs):
             t = T0 + 0.05 * i
             bag.write(topic, encode(rgb, t), stamp_to_ns(t + 0.002))
+            if extra is not None:
+                extra(bag, i, t)
     return path
 
 
@@ -216,6 +221,21 @@ def test_every_input_topic_is_copied_verbatim_with_its_definition_and_qos(bags, 
         assert [m.msg.volts for m in out.messages(["/battery"])] == [12.0, 11.0, 10.0, 9.0]
 
 
+def test_an_input_with_an_older_definition_of_an_output_type_is_not_copied(tmp_path) -> None:
+    """One bag holds one definition per type: the planner's own outputs keep theirs."""
+    old = get_typestore(Stores.ROS2_HUMBLE)
+    old.register(get_types_from_msg("float32[] action", ACTION_COMMAND))
+
+    def old_action(bag, _i, t) -> None:
+        action = old.types[ACTION_COMMAND](action=np.zeros(2, np.float32))
+        bag.write("/old/action", action, stamp_to_ns(t))
+
+    result = run(image_bag(tmp_path / "old", extra=old_action, store=old), out=tmp_path / "out")
+    assert "a bag holds one definition per type" in result.report["not_copied"]["/old/action"]
+    with BagReader(tmp_path / "out") as out:
+        assert "/old/action" not in out.topics and len(list(out.messages(["/action"]))) == 6
+
+
 def test_output_prefix_and_topic_clash(bags, tmp_path) -> None:
     out = tmp_path / "prefixed"
     run(bags["mcap"], out=out, output_prefix="replay/")
@@ -305,14 +325,12 @@ def test_undecodable_images_are_skipped_and_counted(tmp_path) -> None:
 def test_a_corrupt_message_in_the_middle_is_skipped_counted_and_copied(tmp_path, capsys) -> None:
     """Reading goes on past a message that does not deserialise; the copy stays verbatim."""
     garbage = b"\x00\x01\x00\x00\xff\xff\xff\x7f"
-    with write_bag(tmp_path / "bag") as bag:
-        imgs = frames()
-        bag.write("goal_image", image_msg(imgs[-1], T0, "camera"), stamp_to_ns(T0))
-        for i, rgb in enumerate(imgs):
-            t = T0 + 0.05 * i
-            bag.write("camera/image_raw", image_msg(rgb, t, "camera"), stamp_to_ns(t + 0.002))
-            if i == 5:
-                bag.write_raw("camera/image_raw", garbage, stamp_to_ns(t + 0.01))
+
+    def corrupt(bag, i, t) -> None:
+        if i == 5:
+            bag.write_raw("camera/image_raw", garbage, stamp_to_ns(t + 0.01))
+
+    image_bag(tmp_path / "bag", extra=corrupt)
     clean = run(image_bag(tmp_path / "clean"))
     result = run(tmp_path / "bag", out=tmp_path / "out")
     skipped = result.report["skipped"]["camera/image_raw"]

@@ -21,6 +21,7 @@ where, and everything before it was valid.
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class StopPoint:
     file_size: int | None = None
 
 
-class BagSource:
+class BagSource(abc.ABC):
     """One bag, whatever its format: topic types, message counts and a message stream.
 
     ``counts`` is None when the format gives no counts up front. ``stop`` is set when the
@@ -70,12 +71,13 @@ class BagSource:
         self.stop: StopPoint | None = None
         self.store: Typestore = typestore()
 
+    @abc.abstractmethod
     def topic_info(self, topic: str) -> TopicInfo:
         """How to declare ``topic`` in a rosbag2 writer; BagError if it cannot be copied."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _raw(self, topics: Collection[str]) -> Iterator[RawMessage]:
-        raise NotImplementedError
+        """The message stream of :meth:`raw_messages`, before damage handling."""
 
     def raw_messages(self, topics: Collection[str]) -> Iterator[RawMessage]:
         """Messages on ``topics`` in bag order, as CDR bytes; damage ends the stream, sets ``stop``.
@@ -102,6 +104,7 @@ class BagSource:
             have = ", ".join(f"{t} ({m})" for t, m in sorted(self.topics.items())) or "none"
             raise BagError(f"bag {self.path} has no topic {topic}; its topics: {have}")
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the files."""
 
@@ -223,6 +226,9 @@ class _McapSalvageSource(BagSource):
         self._check(topics)
         wanted = set(topics)
         return (m for m in self._scan() if m.topic in wanted)
+
+    def close(self) -> None:
+        """Nothing stays open: each pass opens and closes the files itself."""
 
     def _scan(self) -> Iterator[RawMessage]:
         for path in self._files:

@@ -202,23 +202,33 @@ class BagWriter:
         """
         if msgtype not in self._store.types:
             raise BagError(f"message type {msgtype} (topic {topic}) is not in the typestore")
-        self._connect(topic, msgtype, tuple(qos), typestore=self._store)
+        self._connect(describe_topic(topic, msgtype, "", "", qos, self._store))
 
     def add_raw_topic(self, info: TopicInfo) -> None:
         """Declare a topic as another bag has it (:meth:`BagReader.topic_info`), for
         :meth:`write_raw`; its type need not be in the typestore."""
-        self._connect(info.topic, info.msgtype, info.qos, msgdef=info.msgdef, rihs01=info.rihs01)
+        self._connect(info)
 
-    def _connect(self, topic: str, msgtype: str, qos: tuple[Qos, ...], **definition: Any) -> None:
+    def _connect(self, info: TopicInfo) -> None:
+        """Add a connection; a bag stores one definition per type (MCAP: one schema)."""
+        topic, msgtype = info.topic, info.msgtype
         known = self._connections.get(topic)
-        if known is None:
-            self._connections[topic] = self._writer.add_connection(
-                topic, msgtype, offered_qos_profiles=qos, **definition
-            )
-        elif known.msgtype != msgtype:
-            raise BagError(f"topic {topic} already has type {known.msgtype}, not {msgtype}")
-        elif tuple(known.ext.offered_qos_profiles) != qos:
-            raise BagError(f"topic {topic} was already added with other QoS profiles")
+        if known is not None:
+            if known.msgtype != msgtype:
+                raise BagError(f"topic {topic} already has type {known.msgtype}, not {msgtype}")
+            if tuple(known.ext.offered_qos_profiles) != info.qos:
+                raise BagError(f"topic {topic} was already added with other QoS profiles")
+            return
+        for other in self._connections.values():
+            if other.msgtype == msgtype and other.digest != info.rihs01:
+                raise BagError(
+                    f"topic {topic}: its {msgtype} has another definition ({info.rihs01}) than "
+                    f"the one topic {other.topic} put in this bag ({other.digest}); a bag holds "
+                    "one definition per type"
+                )
+        self._connections[topic] = self._writer.add_connection(
+            topic, msgtype, msgdef=info.msgdef, rihs01=info.rihs01, offered_qos_profiles=info.qos
+        )
 
     def write(self, topic: str, msg: Any, stamp_ns: int) -> None:
         """Serialise ``msg`` (a rosbags message object) onto ``topic`` at ``stamp_ns``."""

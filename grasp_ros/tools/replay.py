@@ -114,7 +114,7 @@ class _Skipped:
         self.corrupt += corrupt
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Topics:
     """The topics of one replay: the planner's inputs, the ground truth, what is copied."""
 
@@ -134,6 +134,25 @@ class _Topics:
     def read(self) -> list[str]:
         """The topics read from the bag: those used, then those only copied."""
         return [*self.used, *(t for t in self.copied if t not in self.used)]
+
+    def add_to(self, writer: BagWriter) -> None:
+        """Declare the outputs, then the copies; a copy the writer refuses is not copied.
+
+        The outputs come first, so an input recorded with another definition of one of this
+        package's types (an older grasp_ros) is the one left out.
+        """
+        for name, msgtype in (
+            ("action", ACTION_COMMAND),
+            ("plan", VIRTUAL_TRAJECTORY),
+            ("status", PLANNER_STATUS),
+        ):
+            writer.add_topic(self.outputs[name], msgtype)
+        for topic, info in list(self.copied.items()):
+            try:
+                writer.add_raw_topic(info)
+            except BagError as exc:
+                del self.copied[topic]
+                self.not_copied[topic] = str(exc)
 
 
 @dataclass
@@ -316,17 +335,10 @@ def replay(
         )
         if goal_image is not None and topics.goal is None:
             runtime.on_goal(goal_image)
-        total = sum(source.counts.get(t, 0) for t in topics.read) if source.counts else None
         with write_bag(out, overwrite=overwrite) if out else contextlib.nullcontext() as writer:
             if writer is not None:
-                for info in topics.copied.values():
-                    writer.add_raw_topic(info)
-                for name, msgtype in (
-                    ("action", ACTION_COMMAND),
-                    ("plan", VIRTUAL_TRAJECTORY),
-                    ("status", PLANNER_STATUS),
-                ):
-                    writer.add_topic(topics.outputs[name], msgtype)
+                topics.add_to(writer)
+            total = sum(source.counts.get(t, 0) for t in topics.read) if source.counts else None
             loop = _Replay(runtime, source, topics, writer, rate_scale, tick_hook)
             with tqdm(
                 total=total, unit="msg", desc="replaying", disable=not progress, leave=False

@@ -6,7 +6,8 @@ planner time its current answer (``snapshot()``, the plan it would return if sto
 executed blindly in the true environment; the first snapshot that ends within the
 environment's success radius gives the time to success and stops the planner. Checking time is
 excluded from the planner's clock by :meth:`Planner.plan`, and the model calls made by the
-checks are subtracted, so the figures are the planner's own.
+checks are subtracted, so the figures are the planner's own. A check only reads the iterate
+(it may update the best-so-far record, as stopping there would); it never changes the search.
 
 Closed loop (``--closed-loop``): :class:`PlannerRuntime` replans at its control rate from each
 new camera image with warm starts, exactly as the ROS node does, for at most ``horizon``
@@ -29,7 +30,7 @@ from grasp_ros.envs import PointEnv, Task
 from grasp_ros.planning import PLANNERS, Plan, Planner, make_planner
 from grasp_ros.tools.train import to_tensor
 
-#: GRASP's ablations (paper, Sec. "ablations"): each removes one ingredient of the method.
+#: GRASP's ablations: each removes one ingredient of the method (see GraspConfig).
 ABLATIONS: dict[str, dict[str, Any]] = {
     "grasp-nonoise": {"state_noise": 0.0},
     "grasp-nostopgrad": {"stop_grad": False},
@@ -135,11 +136,21 @@ def run_open_loop(
     budget: float,
     check_every: float,
 ) -> TaskResult:
-    """Plan under ``budget`` seconds, checking the current plan every ``check_every`` seconds."""
+    """Plan under ``budget`` seconds, checking the current plan every ``check_every`` seconds.
+
+    The plan at the budget's end is checked too, so a planner whose last iterations succeed is
+    not missed between checks.
+    """
     calls0 = planner.model_calls
     check_calls = 0
     next_check = 0.0
-    found: dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
+
+    def judge(plan: Plan, it: int, elapsed: float, calls: int) -> bool:
+        final = execute(env, task.start_state, plan.actions)
+        ok = env.success(final, task.goal_state)
+        outcome.update(plan=plan, it=it, time=elapsed if ok else None, calls=calls, final=final)
+        return ok
 
     def check(it: int, elapsed: float, snapshot: Any) -> bool:
         nonlocal check_calls, next_check
@@ -148,42 +159,25 @@ def run_open_loop(
         next_check = elapsed + check_every
         own_calls = planner.model_calls - calls0 - check_calls
         before = planner.model_calls
-        plan: Plan = snapshot()
+        plan = snapshot()
         check_calls += planner.model_calls - before
-        final = execute(env, task.start_state, plan.actions)
-        if env.success(final, task.goal_state):
-            found.update(it=it, time=elapsed, calls=own_calls, plan=plan, final=final)
-            return True
-        return False
+        return judge(plan, it, elapsed, own_calls)
 
-    plan = planner.plan(start, goal, deadline=budget, callback=check, callback_every=1)
-    if not found:
-        final = execute(env, task.start_state, plan.actions)
-        if env.success(final, task.goal_state):
-            found.update(
-                it=plan.iterations,
-                time=plan.solve_time,
-                calls=planner.model_calls - calls0 - check_calls,
-                plan=plan,
-                final=final,
-            )
-    if found:
-        best, final = found["plan"], found["final"]
-        iterations, calls = found["it"], found["calls"]
-    else:
-        best, final = plan, execute(env, task.start_state, plan.actions)
-        iterations, calls = plan.iterations, planner.model_calls - calls0 - check_calls
+    last = planner.plan(start, goal, deadline=budget, callback=check, callback_every=1)
+    if outcome.get("time") is None:
+        judge(last, last.iterations, last.solve_time, planner.model_calls - calls0 - check_calls)
+    best = outcome["plan"]
     return TaskResult(
         seed=int(task.seed or 0),
         optimal_steps=task.optimal_steps,
         non_greedy=task.non_greedy,
-        success=bool(found),
-        time_to_success=found.get("time"),
-        iterations=int(iterations),
-        model_calls=int(calls),
-        solve_time=float(plan.solve_time),
+        success=outcome["time"] is not None,
+        time_to_success=outcome["time"],
+        iterations=int(outcome["it"]),
+        model_calls=int(outcome["calls"]),
+        solve_time=float(last.solve_time),
         cost=float(best.cost),
-        distance=_distance(final, task.goal_state),
+        distance=_distance(outcome["final"], task.goal_state),
         model_distance=_model_distance(planner.model, best, task.goal_state),
         steps=task.horizon,
     )

@@ -50,7 +50,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "tasks": 3,
         "budget_per_step": 0.02,
         "max_iters": 1000,
-        "check_every": 0.025,
+        "checks": 40,
     },
     "full": {
         "envs": ["wall", "maze"],
@@ -59,7 +59,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "tasks": 20,
         "budget_per_step": 0.05,
         "max_iters": 1000,
-        "check_every": 0.025,
+        "checks": 40,
     },
 }
 
@@ -130,9 +130,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--max-iters", type=int, help="iteration cap, the same for every planner")
     p.add_argument(
-        "--check-every",
-        type=float,
-        help="seconds of planner time between executions of the current plan",
+        "--checks",
+        type=int,
+        help="executions of the current plan in the true environment per budget, evenly "
+        "spaced in planner time (each costs about two model rollouts, off the planner's clock)",
     )
     p.add_argument(
         "--closed-loop",
@@ -179,12 +180,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for key, value in PROFILES[args.profile].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    checks = [
+    rules = [
         (args.tasks >= 1, "--tasks must be at least 1"),
         (all(h >= 1 for h in args.horizons), "--horizons must be positive integers"),
         (args.budget_per_step > 0, "--budget-per-step must be positive"),
         (args.max_iters >= 1, "--max-iters must be at least 1"),
-        (args.check_every > 0, "--check-every must be positive"),
+        (args.checks >= 1, "--checks must be at least 1"),
         (args.control_rate > 0, "--control-rate must be positive"),
         (args.threads >= 0, "--threads must be 0 or more"),
         (
@@ -192,7 +193,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             f"--device {args.device!r}: use cpu, cuda, cuda:N or auto",
         ),
     ]
-    for ok, message in checks:
+    for ok, message in rules:
         if not ok:
             p.error(message)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -255,7 +256,7 @@ def versions() -> dict[str, Any]:
 
 
 def model_info(spec: str, model: Any) -> dict[str, Any]:
-    """The model's spec, checkpoint hash and the training card's headline metrics if any."""
+    """The model's spec, class and checkpoint hash: which weights produced the numbers."""
     path = CHECKPOINT_DIR / f"{spec}.pt" if spec in list_shipped_models() else Path(spec)
     info: dict[str, Any] = {"spec": spec, "class": type(model).__name__}
     if path.is_file():
@@ -332,7 +333,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             starts[i],
                             goals[i],
                             budgets[str(horizon)],
-                            args.check_every,
+                            budgets[str(horizon)] / args.checks,
                         )
                     outcomes.append(res.to_dict())
                     bar.update()
@@ -356,7 +357,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "budget_per_step": args.budget_per_step,
             "budgets": budgets,
             "max_iters": args.max_iters,
-            "check_every": args.check_every,
+            "checks": args.checks,
             "closed_loop": args.closed_loop,
             "control_rate": args.control_rate,
             "threads": args.threads,

@@ -144,9 +144,9 @@ def markdown(run: dict[str, Any]) -> str:
         + ", ".join(f"H={h}: {b:g}s" for h, b in cfg["budgets"].items())
         + f") and iteration cap ({cfg['max_iters']}). "
         + (
-            f"The best plan so far is executed in the true environment every "
-            f"{cfg['check_every'] * 1000:g} ms of planner time; the first success stops the "
-            "planner and gives the time to success (checking time excluded)."
+            f"The best plan so far is executed in the true environment {cfg['checks']} times "
+            "per budget, evenly spaced in planner time, and at the budget's end; the first "
+            "success stops the planner and gives the time to success (checking time excluded)."
             if not cfg["closed_loop"]
             else f"The runtime replans at {cfg['control_rate']:g} Hz for at most H steps; time to "
             "success is the planning time summed over the ticks until the goal is reached."

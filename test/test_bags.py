@@ -271,6 +271,13 @@ def test_describe_topic_without_a_stored_definition() -> None:
         describe_topic("/x", "other_msgs/msg/X", "", "", [], store)
     with pytest.raises(BagError, match="is not that of the typestore's sensor_msgs/msg/Image"):
         describe_topic("/image", messages.IMAGE, "", "RIHS01_00", [], store)
+    idl = "=" * 80 + "\nIDL: other_msgs/msg/X\nmodule other_msgs { module msg {\n"
+    idl += "struct X { double value; }; }; };\n"
+    msg = get_types_from_msg("float64 value", "other_msgs/msg/X")
+    scratch = messages.build_typestore(messages.find_msg_dir())
+    scratch.register(msg)
+    idl_info = describe_topic("/x", "other_msgs/msg/X", idl, "", [], store)
+    assert idl_info.rihs01 == scratch.hash_rihs01("other_msgs/msg/X")  # the same type as .msg
     with pytest.raises(BagError, match="definition of other_msgs/msg/X cannot be read"):
         describe_topic("/x", "other_msgs/msg/X", "float64 value\nno_such/Type t", "", [], store)
 

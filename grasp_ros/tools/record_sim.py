@@ -223,14 +223,15 @@ def record(
     with write_bag(out, storage=storage, overwrite=overwrite) as bag:
         # Goal and task are latched, as the sim node publishes them: ros2 bag play then
         # republishes them latched, and a planner that starts late still receives them.
-        for topic, msgtype, qos in (
-            (TASK, topics.STRING, [LATCHED]),
-            (GOAL, IMAGE, [LATCHED]),
-            (CAMERA, IMAGE, []),
-            (POSE, topics.POSE_STAMPED, []),
-            (EXECUTED, ACTION_COMMAND, []),
+        for topic, msgtype in (
+            (TASK, topics.STRING),
+            (GOAL, IMAGE),
+            (CAMERA, IMAGE),
+            (POSE, topics.POSE_STAMPED),
+            (EXECUTED, ACTION_COMMAND),
         ):
-            bag.add_topic(topic, msgtype, qos=qos)
+            latched = topic.lstrip("/") in topics.LATCHED_TOPICS
+            bag.add_topic(topic, msgtype, qos=[LATCHED] if latched else [])
         t0_ns = stamp_to_ns(start_time)
         bag.write(TASK, topics.task_msg(env, task), t0_ns)
         bag.write(GOAL, image_msg(task.goal_image, start_time, topics.CAMERA_FRAME), t0_ns)

@@ -25,6 +25,8 @@ GOAL_TOPIC = "goal_image"
 POSE_TOPIC = "sim/pose"
 TASK_TOPIC = "sim/task"
 EXECUTED_ACTION_TOPIC = "sim/executed_action"
+#: Published once and latched (transient local): a subscriber that starts late still gets them.
+LATCHED_TOPICS = frozenset({GOAL_TOPIC, TASK_TOPIC})
 CAMERA_FRAME = "camera"
 MAP_FRAME = "map"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"

@@ -325,7 +325,7 @@ def replay(
     values["budget"] = "deadline" if realtime_budget else "iterations"
     _check_rate_scale(values, rate_scale, realtime_budget)
     with open_bag(bag_path) as source:
-        topics = _plan_topics(source, image_topic, goal_topic, goal_image, out, output_prefix)
+        topics = _choose_topics(source, image_topic, goal_topic, goal_image, out, output_prefix)
         runtime = PlannerRuntime.from_params(
             {
                 **values,
@@ -365,7 +365,7 @@ def replay(
     )
 
 
-def _plan_topics(
+def _choose_topics(
     source: BagSource,
     image_topic: str | None,
     goal_topic: str | None,

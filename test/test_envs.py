@@ -89,6 +89,18 @@ def test_wall_blocks_and_the_door_lets_through():
     assert env.valid(env.state[None])[0]
 
 
+def test_wall_slides_by_default_and_stops_dead_with_dino_wm_rule():
+    start = np.array([28.0, 10.0, 40.0])  # 1 unit left of the wall, far from the door
+    slide = WallEnv()
+    slide.reset(state=start)
+    slide.step([1.0, 1.0])
+    np.testing.assert_allclose(slide.state[:2], [28.5, 12.0])
+    stop = WallEnv(sliding=False)
+    stop.reset(state=start)
+    stop.step([1.0, 1.0])  # stopped on the diagonal, 0.5 short of the wall face
+    np.testing.assert_allclose(stop.state[:2], [29 - 0.5 / np.sqrt(2), 11 - 0.5 / np.sqrt(2)])
+
+
 def test_wall_door_is_visible_and_moves_with_the_state():
     env = WallEnv()
     low = env.reset(state=np.array([10.0, 10.0, 20.0]))

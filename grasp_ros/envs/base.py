@@ -83,8 +83,16 @@ class PointEnv:
         """``n`` random valid states ``[n, state_dim]`` (agent outside every wall)."""
         raise NotImplementedError
 
-    def _task_candidates(self, rng: np.random.Generator, n: int
-                         ) -> tuple[np.ndarray, np.ndarray]:
+    def exploration_states(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Start states for random-exploration data; uniform (``random_states``) by default.
+
+        Worlds with narrow passages override it so that the data covers them: a uniformly
+        started random walk almost never passes a door, and a world model learns only the
+        transitions it has seen.
+        """
+        return self.random_states(rng, n)
+
+    def _task_candidates(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         """One goal state ``[state_dim]`` and ``n`` start states that share its layout."""
         raise NotImplementedError
 
@@ -92,8 +100,7 @@ class PointEnv:
     def step_states(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Next states ``[N, state_dim]`` for states ``[N, state_dim]`` and actions ``[N, 2]``."""
         states = np.asarray(states, dtype=np.float64)
-        actions = np.clip(np.asarray(actions, dtype=np.float64), self.action_low,
-                          self.action_high)
+        actions = np.clip(np.asarray(actions, dtype=np.float64), self.action_low, self.action_high)
         rects = geometry.inflate(self.walls(states), self.agent_radius)
         mover = geometry.move_sliding if self.sliding else geometry.move
         out = states.copy()
@@ -104,8 +111,9 @@ class PointEnv:
         """Observations ``uint8 [N, H, W, 3]`` of states ``[N, state_dim]``."""
         states = np.asarray(states, dtype=np.float64)
         mask = ~geometry.free_grid(self.walls(states), self.world_size, self.image_size)
-        return geometry.render(states[:, :2], mask, self.world_size, self.dot_std,
-                               self.dot_color, self.wall_color)
+        return geometry.render(
+            states[:, :2], mask, self.world_size, self.dot_std, self.dot_color, self.wall_color
+        )
 
     def valid(self, states: np.ndarray) -> np.ndarray:
         """``[N]`` bool: the agent centre lies inside the arena and outside every wall."""
@@ -133,8 +141,9 @@ class PointEnv:
         else:
             state = np.asarray(state, dtype=np.float64).reshape(-1)
             if state.shape != self._state.shape:
-                raise ValueError(f"{type(self).__name__} state has shape {self._state.shape}, "
-                                 f"got {state.shape}")
+                raise ValueError(
+                    f"{type(self).__name__} state has shape {self._state.shape}, got {state.shape}"
+                )
             self._state = state.copy()
         return self.render()
 
@@ -156,8 +165,7 @@ class PointEnv:
     def optimal_steps(self, state: np.ndarray, goal_state: np.ndarray) -> int:
         """Fewest full-speed steps from ``state`` to ``goal_state`` (BFS on a 1-unit grid)."""
         dist = self._distance_field(np.asarray(goal_state, dtype=np.float64))
-        d = geometry.lookup(dist, np.asarray(state, dtype=np.float64)[None, :2],
-                            self.world_size)[0]
+        d = geometry.lookup(dist, np.asarray(state, dtype=np.float64)[None, :2], self.world_size)[0]
         if not np.isfinite(d):
             raise ValueError("the goal is unreachable from this state")
         return math.ceil(d / self.speed)
@@ -194,9 +202,16 @@ class PointEnv:
             raise RuntimeError(f"{type(self).__name__} found no reachable task")
         _, start, goal, steps, blocked = best
         images = self.render_states(np.stack([start, goal]))
-        return Task(start_state=start.copy(), goal_state=goal.copy(), start_image=images[0],
-                    goal_image=images[1], horizon=int(horizon), optimal_steps=steps,
-                    non_greedy=blocked, seed=seed)
+        return Task(
+            start_state=start.copy(),
+            goal_state=goal.copy(),
+            start_image=images[0],
+            goal_image=images[1],
+            horizon=int(horizon),
+            optimal_steps=steps,
+            non_greedy=blocked,
+            seed=seed,
+        )
 
     # -- helpers --------------------------------------------------------------------------
     def _distance_field(self, goal: np.ndarray) -> np.ndarray:

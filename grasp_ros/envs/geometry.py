@@ -38,15 +38,17 @@ def move(pos: np.ndarray, delta: np.ndarray, rects: np.ndarray, backoff: float =
     t = np.where(hit, np.clip(enter, 0.0, 1.0), np.inf).min(-1)
     blocked = np.isfinite(t)
     length = np.linalg.norm(delta, axis=-1)
-    travel = np.where(blocked, np.maximum(np.nan_to_num(t, posinf=1.0) * length - backoff, 0.0),
-                      length)
+    travel = np.where(
+        blocked, np.maximum(np.nan_to_num(t, posinf=1.0) * length - backoff, 0.0), length
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         unit = np.where(length[:, None] > 0, delta / length[:, None], 0.0)
     return pos + unit * travel[:, None]
 
 
-def move_sliding(pos: np.ndarray, delta: np.ndarray, rects: np.ndarray,
-                 backoff: float = 0.5) -> np.ndarray:
+def move_sliding(
+    pos: np.ndarray, delta: np.ndarray, rects: np.ndarray, backoff: float = 0.5
+) -> np.ndarray:
     """Like :func:`move`, but along x first and then along y, so agents slide along walls."""
     zero = np.zeros_like(delta[:, :1])
     pos = move(pos, np.concatenate([delta[:, :1], zero], axis=1), rects, backoff)
@@ -93,7 +95,7 @@ def grid_distances(free: np.ndarray, source: tuple[int, int]) -> np.ndarray:
         h, w = reached.shape
         for dy in range(3):
             for dx in range(3):
-                grown |= padded[dy:dy + h, dx:dx + w]
+                grown |= padded[dy : dy + h, dx : dx + w]
         new = grown & free & ~reached
         if not new.any():
             return dist
@@ -118,9 +120,14 @@ def lookup(dist: np.ndarray, pos: np.ndarray, world_size: float) -> np.ndarray:
     return np.where(np.isfinite(own), own, near)
 
 
-def render(pos: np.ndarray, walls: np.ndarray, world_size: float, dot_std: float,
-           dot_color: tuple[float, float, float], wall_color: tuple[float, float, float],
-           ) -> np.ndarray:
+def render(
+    pos: np.ndarray,
+    walls: np.ndarray,
+    world_size: float,
+    dot_std: float,
+    dot_color: tuple[float, float, float],
+    wall_color: tuple[float, float, float],
+) -> np.ndarray:
     """RGB ``uint8 [N, S, S, 3]`` images: a Gaussian dot at ``pos`` over walls on white.
 
     Args:

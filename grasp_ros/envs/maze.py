@@ -28,8 +28,14 @@ LAYOUT = (
 def _layout_rects(layout: tuple[str, ...], world_size: float) -> np.ndarray:
     """One rectangle per wall block of a text map (``#`` wall, ``.`` floor)."""
     block = world_size / len(layout)
-    return np.array([[c * block, r * block, (c + 1) * block, (r + 1) * block]
-                     for r, row in enumerate(layout) for c, ch in enumerate(row) if ch == "#"])
+    return np.array(
+        [
+            [c * block, r * block, (c + 1) * block, (r + 1) * block]
+            for r, row in enumerate(layout)
+            for c, ch in enumerate(row)
+            if ch == "#"
+        ]
+    )
 
 
 class MazeEnv(PointEnv):
@@ -59,6 +65,5 @@ class MazeEnv(PointEnv):
             out = np.concatenate([out, cand[self.valid(cand)]])
         return out[:n]
 
-    def _task_candidates(self, rng: np.random.Generator, n: int
-                         ) -> tuple[np.ndarray, np.ndarray]:
+    def _task_candidates(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         return self.random_states(rng, 1)[0], self.random_states(rng, n)

@@ -12,22 +12,37 @@ import numpy as np
 from grasp_ros.envs.base import PointEnv
 
 
-def random_rollouts(env: PointEnv, episodes: int, length: int, seed: int,
-                    switch_prob: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+def random_rollouts(
+    env: PointEnv, episodes: int, length: int, seed: int, switch_prob: float = 0.15
+) -> tuple[np.ndarray, np.ndarray]:
     """States ``[episodes, length + 1, state_dim]`` and actions ``[episodes, length, 2]``.
 
-    Starts are uniform over the free space (and, for the Wall, over door positions); actions
-    are uniform in the action box and persist between switches.
+    Starts come from :meth:`PointEnv.exploration_states` (uniform, or biased towards narrow
+    passages); actions persist between switches.
     """
     rng = np.random.default_rng(seed)
     states = np.empty((episodes, length + 1, env.random_states(rng, 1).shape[1]))
     actions = np.empty((episodes, length, env.action_dim), dtype=np.float32)
-    states[:, 0] = env.random_states(rng, episodes)
-    a = rng.uniform(env.action_low, env.action_high, size=(episodes, env.action_dim))
+    states[:, 0] = env.exploration_states(rng, episodes)
+    a = _random_actions(env, rng, episodes)
     for t in range(length):
         switch = rng.random(episodes) < switch_prob
-        fresh = rng.uniform(env.action_low, env.action_high, size=(episodes, env.action_dim))
-        a = np.where(switch[:, None], fresh, a)
+        a = np.where(switch[:, None], _random_actions(env, rng, episodes), a)
         actions[:, t] = a
         states[:, t + 1] = env.step_states(states[:, t], a)
     return states, actions
+
+
+def _random_actions(env: PointEnv, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Half uniform in the action box, half full speed in a uniform direction.
+
+    Planners push actions to the bounds, so full-speed moves must be as well covered as slow
+    ones; uniform sampling in the box alone rarely produces them.
+    """
+    low, high = env.action_low, env.action_high
+    box = rng.uniform(low, high, size=(n, env.action_dim))
+    angle = rng.uniform(0, 2 * np.pi, size=n)
+    direction = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    full = direction / np.abs(direction).max(axis=1, keepdims=True)
+    full = low + (full + 1) * (high - low) / 2
+    return np.where((rng.random(n) < 0.5)[:, None], full, box)

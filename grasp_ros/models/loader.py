@@ -45,8 +45,11 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
-def load_world_model(spec: str | os.PathLike[str], device: str | torch.device | None = None,
-                     image_size: tuple[int, int] | None = None) -> nn.Module:
+def load_world_model(
+    spec: str | os.PathLike[str],
+    device: str | torch.device | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> nn.Module:
     """Load, move to ``device``, check and return a world model in eval mode.
 
     Args:
@@ -66,8 +69,7 @@ def load_world_model(spec: str | os.PathLike[str], device: str | torch.device | 
     try:
         check_world_model(model, size)
     except ValueError as exc:
-        raise ValueError(f"world model {str(spec)!r} failed its load-time check: {exc}") \
-            from exc
+        raise ValueError(f"world model {str(spec)!r} failed its load-time check: {exc}") from exc
     return model
 
 
@@ -83,8 +85,10 @@ def env_for_model(model: nn.Module | str, **env_kwargs: Any) -> Any:
         model = load_world_model(model, device="cpu")
     name = getattr(model, "env_name", "")
     if not name:
-        raise ValueError(f"{type(model).__name__} was not trained in a grasp_ros reference "
-                         "world (it has no env_name); build the environment yourself")
+        raise ValueError(
+            f"{type(model).__name__} was not trained in a grasp_ros reference "
+            "world (it has no env_name); build the environment yourself"
+        )
     env_kwargs.setdefault("image_size", getattr(model, "image_size", 64))
     return make_env(name, **env_kwargs)
 
@@ -102,7 +106,8 @@ def _build(spec: str | os.PathLike[str], device: torch.device) -> nn.Module:
     raise FileNotFoundError(
         f"no world model {text!r}: not a shipped model name ({shipped}), not an existing "
         "file, and not a 'package.module:factory' spec. Train one with `grasp-ros-train ENV` "
-        "and pass the path of the .pt file it writes.")
+        "and pass the path of the .pt file it writes."
+    )
 
 
 def _load_file(path: Path, device: torch.device) -> nn.Module:
@@ -124,12 +129,12 @@ def _load_file(path: Path, device: torch.device) -> nn.Module:
         raise ValueError(
             f"{path} is not a grasp_ros world model checkpoint (expected a dict with "
             f"format={FORMAT!r}, as written by grasp-ros-train); for a bare state dict, "
-            "write a 'package.module:factory' that builds the model and loads it")
+            "write a 'package.module:factory' that builds the model and loads it"
+        )
     try:
         return ReferenceWorldModel.from_checkpoint(ckpt)
     except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"checkpoint {path} does not match ReferenceWorldModel: {exc}") \
-            from exc
+        raise ValueError(f"checkpoint {path} does not match ReferenceWorldModel: {exc}") from exc
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -151,8 +156,10 @@ def _call_factory(spec: str) -> nn.Module:
     except Exception as exc:
         raise ValueError(f"world model factory {spec!r} raised: {exc}") from exc
     if not isinstance(model, nn.Module):
-        raise ValueError(f"world model factory {spec!r} returned {type(model).__name__}, "
-                         "expected a torch.nn.Module")
+        raise ValueError(
+            f"world model factory {spec!r} returned {type(model).__name__}, "
+            "expected a torch.nn.Module"
+        )
     return model
 
 
@@ -160,8 +167,12 @@ class ScriptedWorldModel(WorldModel):
     """A TorchScript module behind the WorldModel contract (attributes read from it)."""
 
     def __init__(self, module: torch.jit.ScriptModule) -> None:
-        super().__init__(tuple(module.latent_shape), int(module.action_dim),
-                         getattr(module, "action_low", None), getattr(module, "action_high", None))
+        super().__init__(
+            tuple(module.latent_shape),
+            int(module.action_dim),
+            getattr(module, "action_low", None),
+            getattr(module, "action_high", None),
+        )
         self.module = module
         self.image_size = getattr(module, "image_size", 64)
 
@@ -179,7 +190,8 @@ def _scripted(module: torch.jit.ScriptModule, path: Path) -> WorldModel:
         if not hasattr(module, attr):
             raise ValueError(
                 f"TorchScript world model {path} has no '{attr}': keep latent_shape and "
-                "action_dim as module attributes and mark encode with @torch.jit.export")
+                "action_dim as module attributes and mark encode with @torch.jit.export"
+            )
     methods: dict[str, Any] = {}
     if hasattr(module, "decode"):
         methods["decode"] = lambda self, latents: self.module.decode(latents)

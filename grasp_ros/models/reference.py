@@ -45,19 +45,33 @@ class ReferenceWorldModel(WorldModel):
         action_low, action_high: the action box the model was trained on.
     """
 
-    def __init__(self, image_size: int = 64, latent_dim: int = 64, action_dim: int = 2,
-                 channels: int = 16, hidden_dim: int = 256, depth: int = 3,
-                 world_size: float = 64.0, env_name: str = "",
-                 action_low: float | list[float] = -1.0,
-                 action_high: float | list[float] = 1.0) -> None:
+    def __init__(
+        self,
+        image_size: int = 64,
+        latent_dim: int = 64,
+        action_dim: int = 2,
+        channels: int = 16,
+        hidden_dim: int = 256,
+        depth: int = 3,
+        world_size: float = 64.0,
+        env_name: str = "",
+        action_low: float | list[float] = -1.0,
+        action_high: float | list[float] = 1.0,
+    ) -> None:
         super().__init__((latent_dim,), action_dim, action_low, action_high)
         if image_size < WORK_SIZE:
             raise ValueError(f"image_size must be at least {WORK_SIZE}, got {image_size}")
         self.config: dict[str, Any] = {
-            "image_size": image_size, "latent_dim": latent_dim, "action_dim": action_dim,
-            "channels": channels, "hidden_dim": hidden_dim, "depth": depth,
-            "world_size": world_size, "env_name": env_name,
-            "action_low": action_low, "action_high": action_high,
+            "image_size": image_size,
+            "latent_dim": latent_dim,
+            "action_dim": action_dim,
+            "channels": channels,
+            "hidden_dim": hidden_dim,
+            "depth": depth,
+            "world_size": world_size,
+            "env_name": env_name,
+            "action_low": action_low,
+            "action_high": action_high,
         }
         self.image_size = image_size
         self.env_name = env_name
@@ -65,16 +79,27 @@ class ReferenceWorldModel(WorldModel):
         c = channels
         flat = 4 * c * 4 * 4
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, c, 4, 2, 1), nn.SiLU(),
-            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.SiLU(),
-            nn.Conv2d(2 * c, 4 * c, 4, 2, 1), nn.SiLU(),
-            nn.Flatten(), nn.Linear(flat, 256), nn.SiLU(), nn.Linear(256, latent_dim),
+            nn.Conv2d(3, c, 4, 2, 1),
+            nn.SiLU(),
+            nn.Conv2d(c, 2 * c, 4, 2, 1),
+            nn.SiLU(),
+            nn.Conv2d(2 * c, 4 * c, 4, 2, 1),
+            nn.SiLU(),
+            nn.Flatten(),
+            nn.Linear(flat, 256),
+            nn.SiLU(),
+            nn.Linear(256, latent_dim),
         )
         self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, 256), nn.SiLU(), nn.Linear(256, flat), nn.SiLU(),
+            nn.Linear(latent_dim, 256),
+            nn.SiLU(),
+            nn.Linear(256, flat),
+            nn.SiLU(),
             nn.Unflatten(1, (4 * c, 4, 4)),
-            nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1), nn.SiLU(),
-            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.SiLU(),
+            nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1),
+            nn.SiLU(),
+            nn.ConvTranspose2d(2 * c, c, 4, 2, 1),
+            nn.SiLU(),
             nn.ConvTranspose2d(c, 3, 4, 2, 1),
         )
         layers: list[nn.Module] = []
@@ -101,8 +126,7 @@ class ReferenceWorldModel(WorldModel):
     def decode_logits(self, latents: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid decoder output at ``image_size`` (training uses it for a stable loss)."""
         size = (self.image_size, self.image_size)
-        return F.interpolate(self.decoder(latents), size=size, mode="bilinear",
-                             align_corners=False)
+        return F.interpolate(self.decoder(latents), size=size, mode="bilinear", align_corners=False)
 
     def project(self, latents: torch.Tensor) -> torch.Tensor:
         xy = self.head(latents) * self.world_size

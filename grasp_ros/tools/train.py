@@ -45,7 +45,10 @@ def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shipped files private
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -66,24 +69,29 @@ def collect(env: PointEnv, episodes: int, length: int, seed: int) -> dict[str, A
     """Random-exploration episodes with their rendered frames (uint8, kept compact)."""
     states, actions = random_rollouts(env, episodes, length, seed)
     flat = states.reshape(-1, states.shape[-1])
-    frames = np.concatenate([env.render_states(flat[i:i + 2048])
-                             for i in range(0, len(flat), 2048)])
-    return {"states": torch.from_numpy(states).float(),
-            "actions": torch.from_numpy(actions).float(),
-            "frames": torch.from_numpy(frames.reshape(*states.shape[:2], *frames.shape[1:]))}
+    frames = np.concatenate(
+        [env.render_states(flat[i : i + 2048]) for i in range(0, len(flat), 2048)]
+    )
+    return {
+        "states": torch.from_numpy(states).float(),
+        "actions": torch.from_numpy(actions).float(),
+        "frames": torch.from_numpy(frames.reshape(*states.shape[:2], *frames.shape[1:])),
+    }
 
 
 def encode_frames(model: ReferenceWorldModel, frames: torch.Tensor) -> torch.Tensor:
     """Latents ``[E, T, D]`` for uint8 frames ``[E, T, H, W, 3]``, batched, without grad."""
     flat = frames.reshape(-1, *frames.shape[2:])
     with torch.no_grad():
-        z = torch.cat([model.encode(to_tensor(flat[i:i + 1024].numpy()))
-                       for i in range(0, len(flat), 1024)])
+        z = torch.cat(
+            [model.encode(to_tensor(flat[i : i + 1024].numpy())) for i in range(0, len(flat), 1024)]
+        )
     return z.reshape(*frames.shape[:2], -1)
 
 
-def representation_loss(model: ReferenceWorldModel, images: torch.Tensor,
-                        states: torch.Tensor, world_size: float) -> dict[str, torch.Tensor]:
+def representation_loss(
+    model: ReferenceWorldModel, images: torch.Tensor, states: torch.Tensor, world_size: float
+) -> dict[str, torch.Tensor]:
     """Reconstruction + position + geometry losses on a batch of ``2B`` frames.
 
     The batch pairs frame ``i`` with frame ``i + B`` (a few steps later in the same episode),
@@ -109,8 +117,9 @@ def representation_loss(model: ReferenceWorldModel, images: torch.Tensor,
     return {"total": total, "recon": recon, "position": pos, "geometry": geometry}
 
 
-def rollout_loss(model: ReferenceWorldModel, latents: torch.Tensor,
-                 actions: torch.Tensor) -> torch.Tensor:
+def rollout_loss(
+    model: ReferenceWorldModel, latents: torch.Tensor, actions: torch.Tensor
+) -> torch.Tensor:
     """Mean latent MSE of an open-loop rollout from ``latents[:, 0]`` over ``actions``."""
     z = latents[:, 0]
     loss = latents.new_zeros(())
@@ -120,8 +129,12 @@ def rollout_loss(model: ReferenceWorldModel, latents: torch.Tensor,
     return loss / actions.shape[1]
 
 
-def evaluate(model: ReferenceWorldModel, env: PointEnv, data: dict[str, Any],
-             steps: tuple[int, ...] = (1, 10)) -> dict[str, float]:
+def evaluate(
+    model: ReferenceWorldModel,
+    env: PointEnv,
+    data: dict[str, Any],
+    steps: tuple[int, ...] = (1, 10),
+) -> dict[str, float]:
     """Held-out metrics: k-step latent error, decoder quality, position head error, geometry."""
     model.eval()
     z = encode_frames(model, data["frames"])
@@ -141,16 +154,18 @@ def evaluate(model: ReferenceWorldModel, env: PointEnv, data: dict[str, Any],
                 out[f"position_error_{k}step"] = (pos - states[:, k, :2]).norm(dim=1).mean().item()
         flat_z = z.reshape(-1, z.shape[-1])
         flat_s = states.reshape(-1, states.shape[-1])
-        out["projection_error"] = (model.project(flat_z)[:, :2] - flat_s[:, :2]).norm(dim=1)\
-            .mean().item()
+        out["projection_error"] = (
+            (model.project(flat_z)[:, :2] - flat_s[:, :2]).norm(dim=1).mean().item()
+        )
         images = to_tensor(data["frames"][:, 0].numpy())
         decoded = model.decode(z[:, 0])
         mse = F.mse_loss(decoded, images).item()
         out["decoder_mse"] = mse
         out["decoder_psnr_db"] = 10 * math.log10(1 / max(mse, 1e-12))
         out["decoded_dot_error"] = _dot_error(decoded, states[:, 0, :2], env.world_size)
-        i, j = torch.randperm(len(flat_z), generator=torch.Generator().manual_seed(0))[:2000]\
-            .chunk(2)
+        i, j = torch.randperm(len(flat_z), generator=torch.Generator().manual_seed(0))[:2000].chunk(
+            2
+        )
         dz = (flat_z[i] - flat_z[j]).pow(2).mean(1)
         ds = ((flat_s[i] - flat_s[j]) / env.world_size).pow(2).sum(1)
         out["geometry_corr"] = float(np.corrcoef(dz.sqrt().numpy(), ds.sqrt().numpy())[0, 1])
@@ -171,8 +186,9 @@ def _dot_error(images: torch.Tensor, positions: torch.Tensor, world_size: float)
     return (torch.stack([x, y], 1) - positions).norm(dim=1).mean().item()
 
 
-def forward_timing(model: ReferenceWorldModel, batch: int = 200, repeats: int = 50
-                   ) -> dict[str, float]:
+def forward_timing(
+    model: ReferenceWorldModel, batch: int = 200, repeats: int = 50
+) -> dict[str, float]:
     """Median milliseconds of ``forward`` (and forward + backward) on a ``batch`` of latents."""
     z = torch.randn(batch, *model.latent_shape)
     a = torch.zeros(batch, model.action_dim, requires_grad=True)
@@ -185,36 +201,51 @@ def forward_timing(model: ReferenceWorldModel, batch: int = 200, repeats: int = 
         t = time.perf_counter()
         model(z, a).pow(2).sum().backward()
         both.append(time.perf_counter() - t)
-    return {"forward_ms_b200": 1e3 * float(np.median(fwd)),
-            "forward_backward_ms_b200": 1e3 * float(np.median(both))}
+    return {
+        "forward_ms_b200": 1e3 * float(np.median(fwd)),
+        "forward_backward_ms_b200": 1e3 * float(np.median(both)),
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="grasp-ros-train",
         description="Train grasp_ros's reference world model in a reference world and write "
-                    "OUT/ENV.pt (weights-only checkpoint) and OUT/ENV.md (model card).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "OUT/ENV.pt (weights-only checkpoint) and OUT/ENV.md (model card).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("env", choices=sorted(ENVS), help="reference world to train in")
     p.add_argument("--out", type=Path, default=Path("out/models"), help="output folder")
     p.add_argument("--seed", type=int, default=0, help="seed for data, init and batches")
     p.add_argument("--episodes", type=int, default=3000, help="training episodes")
-    p.add_argument("--episode-length", type=int, default=24, help="steps per episode")
+    p.add_argument("--episode-length", type=int, default=32, help="steps per episode")
     p.add_argument("--eval-episodes", type=int, default=300, help="held-out episodes")
-    p.add_argument("--representation-steps", type=int, default=6000,
-                   help="stage 1 (encoder, decoder, position head) iterations")
-    p.add_argument("--dynamics-steps", type=int, default=4000, help="stage 2 iterations")
+    p.add_argument(
+        "--representation-steps",
+        type=int,
+        default=5000,
+        help="stage 1 (encoder, decoder, position head) iterations",
+    )
+    p.add_argument("--dynamics-steps", type=int, default=8000, help="stage 2 iterations")
     p.add_argument("--batch-size", type=int, default=64, help="stage 1 frame pairs per step")
-    p.add_argument("--rollout-batch-size", type=int, default=128, help="stage 2 rollouts per step")
-    p.add_argument("--rollout-steps", type=int, default=16, help="stage 2 rollout length")
+    p.add_argument("--rollout-batch-size", type=int, default=96, help="stage 2 rollouts per step")
+    p.add_argument("--rollout-steps", type=int, default=24, help="stage 2 rollout length")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine decay)")
     p.add_argument("--latent-dim", type=int, default=64, help="latent vector size")
     p.add_argument("--hidden-dim", type=int, default=256, help="dynamics MLP width")
     p.add_argument("--image-size", type=int, default=64, help="image side in pixels")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads; 1 is fastest on a shared CPU (0: torch's default)")
-    p.add_argument("--planning-tasks", type=int, default=20,
-                   help="tasks in the model card's planning check (0: skip it)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 is fastest on a shared CPU (0: torch's default)",
+    )
+    p.add_argument(
+        "--planning-tasks",
+        type=int,
+        default=20,
+        help="tasks in the model card's planning check (0: skip it)",
+    )
     p.add_argument("--planning-horizon", type=int, default=30, help="planning check horizon")
     p.add_argument("--resume", action="store_true", help="continue from OUT/ENV.train.pt")
     args = p.parse_args(argv)
@@ -227,10 +258,13 @@ def _lr(args: argparse.Namespace, step: int, total: int) -> float:
     return args.lr * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
 
 
-def _save_progress(path: Path, model: ReferenceWorldModel, opt: torch.optim.Optimizer,
-                   stage: str, step: int) -> None:
-    atomic_save({"model": model.checkpoint(), "optimizer": opt.state_dict(), "stage": stage,
-                 "step": step}, path)
+def _save_progress(
+    path: Path, model: ReferenceWorldModel, opt: torch.optim.Optimizer, stage: str, step: int
+) -> None:
+    atomic_save(
+        {"model": model.checkpoint(), "optimizer": opt.state_dict(), "stage": stage, "step": step},
+        path,
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -244,9 +278,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data = collect(env, args.episodes, args.episode_length, args.seed)
     held_out = collect(env, args.eval_episodes, max(10, args.rollout_steps), args.seed + 10_000)
     torch.manual_seed(args.seed)
-    model = ReferenceWorldModel(image_size=args.image_size, latent_dim=args.latent_dim,
-                                hidden_dim=args.hidden_dim, world_size=env.world_size,
-                                env_name=args.env)
+    model = ReferenceWorldModel(
+        image_size=args.image_size,
+        latent_dim=args.latent_dim,
+        hidden_dim=args.hidden_dim,
+        world_size=env.world_size,
+        env_name=args.env,
+    )
     stage, start = "representation", 0
     saved_opt = None
     if args.resume and progress_path.exists():
@@ -258,14 +296,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     frames, states = data["frames"], data["states"]
     episodes, length = states.shape[:2]
     if stage == "representation":
-        params = [*model.encoder.parameters(), *model.decoder.parameters(),
-                  *model.head.parameters()]
+        params = [
+            *model.encoder.parameters(),
+            *model.decoder.parameters(),
+            *model.head.parameters(),
+        ]
         opt = torch.optim.Adam(params, lr=args.lr)
         if saved_opt is not None:
             opt.load_state_dict(saved_opt)
         model.train()
-        bar = tqdm(range(start, args.representation_steps), desc="representation", mininterval=5,
-                   initial=start, total=args.representation_steps)
+        bar = tqdm(
+            range(start, args.representation_steps),
+            desc="representation",
+            mininterval=5,
+            initial=start,
+            total=args.representation_steps,
+        )
         for step in bar:
             g = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
             e = torch.randint(episodes, (args.batch_size,), generator=g)
@@ -274,8 +320,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             e, t = torch.cat([e, e]), torch.cat([t, t2])
             for group in opt.param_groups:
                 group["lr"] = _lr(args, step, args.representation_steps)
-            losses = representation_loss(model, to_tensor(frames[e, t].numpy()), states[e, t],
-                                         env.world_size)
+            losses = representation_loss(
+                model, to_tensor(frames[e, t].numpy()), states[e, t], env.world_size
+            )
             opt.zero_grad()
             losses["total"].backward()
             opt.step()
@@ -291,8 +338,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if saved_opt is not None:
         opt.load_state_dict(saved_opt)
     k = args.rollout_steps
-    bar = tqdm(range(start, args.dynamics_steps), desc="dynamics", initial=start, mininterval=5,
-               total=args.dynamics_steps)
+    bar = tqdm(
+        range(start, args.dynamics_steps),
+        desc="dynamics",
+        initial=start,
+        mininterval=5,
+        total=args.dynamics_steps,
+    )
     loss = torch.zeros(())
     for step in bar:
         g = torch.Generator().manual_seed(args.seed * 1_000_003 + 500_009 + step)
@@ -324,8 +376,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return ckpt
 
 
-def planning_check(model: ReferenceWorldModel, env: PointEnv, horizon: int, tasks: int,
-                   planners: tuple[str, ...] = ("grasp", "gd", "cem")) -> dict[str, float]:
+def planning_check(
+    model: ReferenceWorldModel,
+    env: PointEnv,
+    horizon: int,
+    tasks: int,
+    planners: tuple[str, ...] = ("grasp", "gd", "cem"),
+) -> dict[str, float]:
     """Open-loop success rate of each planner (default settings) on sampled tasks.
 
     Task ``i`` is ``env.sample_task(horizon, seed=i)``; the plan from the start image's latent
@@ -338,8 +395,9 @@ def planning_check(model: ReferenceWorldModel, env: PointEnv, horizon: int, task
     out: dict[str, float] = {"planning_horizon": float(horizon), "planning_tasks": float(tasks)}
     sampled = [env.sample_task(horizon, seed=i) for i in range(tasks)]
     with torch.no_grad():
-        z = model.encode(to_tensor(np.stack([im for t in sampled
-                                             for im in (t.start_image, t.goal_image)])))
+        z = model.encode(
+            to_tensor(np.stack([im for t in sampled for im in (t.start_image, t.goal_image)]))
+        )
     for name in planners:
         planner = make_planner(name, model, horizon)
         wins, times = 0, []
@@ -362,57 +420,60 @@ def model_card(training: dict[str, Any], m: dict[str, float]) -> str:
     frames = t["episodes"] * (t["episode_length"] + 1)
     card = f"""# Reference world model: `{env}`
 
-Trained by `grasp-ros-train {env} --seed {t['seed']}` (grasp_ros.tools.train) in
-{m['train_seconds'] / 60:.1f} min on a shared 2-core CPU ({t['threads']} torch thread).
+Trained by `grasp-ros-train {env} --seed {t["seed"]}` (grasp_ros.tools.train) in
+{m["train_seconds"] / 60:.1f} min on a shared 2-core CPU ({t["threads"]} torch thread).
 Load it with `grasp_ros.models.load_world_model('{env}')`; `env_for_model(model)` builds the
 matching environment.
 
 ## Model
-`ReferenceWorldModel`: {t['image_size']}x{t['image_size']} RGB image -> {t['latent_dim']}-d
-latent (CNN at 32x32), residual MLP dynamics `z' = z + f([z, a])` (3 x {t['hidden_dim']}, SiLU),
+`ReferenceWorldModel`: {t["image_size"]}x{t["image_size"]} RGB image -> {t["latent_dim"]}-d
+latent (CNN at 32x32), residual MLP dynamics `z' = z + f([z, a])` (3 x {t["hidden_dim"]}, SiLU),
 transposed-CNN decoder, position head `project()` returning `(x, y, 0)` in world units (64-unit
 arena, x = image column, y = image row).
 
 ## Data
-{t['episodes']} random-exploration episodes x {t['episode_length']} steps ({frames} frames) in
-`{env}`, actions uniform in [-1, 1]^2 held for a random number of steps (switch probability
-0.15), seed {t['seed']}. Held out: {t['eval_episodes']} episodes from seed {t['seed'] + 10_000}.
+{t["episodes"]} random-exploration episodes x {t["episode_length"]} steps ({frames} frames) in
+`{env}` (`random_rollouts`: starts from `env.exploration_states`, actions half uniform in
+[-1, 1]^2 and half full speed, held for a random number of steps with switch probability 0.15),
+seed {t["seed"]}. Held out: {t["eval_episodes"]} episodes from seed {t["seed"] + 10_000}.
 
 ## Training
-1. Representation, {t['representation_steps']} steps of {2 * t['batch_size']} frames:
+1. Representation, {t["representation_steps"]} steps of {2 * t["batch_size"]} frames:
    reconstruction (BCE, dot pixels x{DOT_WEIGHT:g}) + position head + geometry loss
    (latent RMS distance matched to state distance in arena units).
-2. Dynamics, {t['dynamics_steps']} steps of {t['rollout_batch_size']} open-loop rollouts of
-   {t['rollout_steps']} steps on frozen latents. Final training rollout MSE:
-   {m['final_rollout_loss']:.2e}.
+2. Dynamics, {t["dynamics_steps"]} steps of {t["rollout_batch_size"]} open-loop rollouts of
+   {t["rollout_steps"]} steps on frozen latents. Final training rollout MSE:
+   {m["final_rollout_loss"]:.2e}.
 
 ## Held-out accuracy
 | metric | value |
 |---|---|
-| latent variance (mean per element) | {m['latent_variance']:.4f} |
-| 1-step latent MSE (normalised) | {m['latent_mse_1step']:.2e} ({m['latent_nmse_1step']:.2e}) |
-| 10-step open-loop latent MSE (normalised) | {m['latent_mse_10step']:.2e} \
-({m['latent_nmse_10step']:.2e}) |
-| 1-step predicted position error (via `project`) | {m['position_error_1step']:.2f} units |
-| 10-step predicted position error (via `project`) | {m['position_error_10step']:.2f} units |
-| `project()` error on encoded frames | {m['projection_error']:.2f} units |
-| decoder MSE / PSNR | {m['decoder_mse']:.2e} / {m['decoder_psnr_db']:.1f} dB |
-| decoded dot position error | {m['decoded_dot_error']:.2f} units |
-| corr(latent distance, state distance) | {m['geometry_corr']:.3f} |
-| latent variance in top 3 principal directions | {100 * m['variance_top3']:.1f}% |
+| latent variance (mean per element) | {m["latent_variance"]:.4f} |
+| 1-step latent MSE (normalised) | {m["latent_mse_1step"]:.2e} ({m["latent_nmse_1step"]:.2e}) |
+| 10-step open-loop latent MSE (normalised) | {m["latent_mse_10step"]:.2e} \
+({m["latent_nmse_10step"]:.2e}) |
+| 1-step predicted position error (via `project`) | {m["position_error_1step"]:.2f} units |
+| 10-step predicted position error (via `project`) | {m["position_error_10step"]:.2f} units |
+| `project()` error on encoded frames | {m["projection_error"]:.2f} units |
+| decoder MSE / PSNR | {m["decoder_mse"]:.2e} / {m["decoder_psnr_db"]:.1f} dB |
+| decoded dot position error | {m["decoded_dot_error"]:.2f} units |
+| corr(latent distance, state distance) | {m["geometry_corr"]:.3f} |
+| latent variance in top 3 principal directions | {100 * m["variance_top3"]:.1f}% |
 
 Normalised MSE is MSE divided by the latent variance. One step moves the agent up to 2 units.
 
 ## Speed (CPU, batch 200, 1 thread)
-`forward`: {m['forward_ms_b200']:.2f} ms; forward + backward: \
-{m['forward_backward_ms_b200']:.2f} ms.
+`forward`: {m["forward_ms_b200"]:.2f} ms; forward + backward: \
+{m["forward_backward_ms_b200"]:.2f} ms.
 """
     if "planning_horizon" in m:
         h, n = int(m["planning_horizon"]), int(m["planning_tasks"])
         rows = "\n".join(
             f"| {name} | {100 * m[f'planning_success_{name}']:.0f}% | "
             f"{m[f'planning_seconds_{name}']:.2f} s |"
-            for name in ("grasp", "gd", "cem") if f"planning_success_{name}" in m)
+            for name in ("grasp", "gd", "cem")
+            if f"planning_success_{name}" in m
+        )
         card += f"""
 ## Planning check
 {n} tasks `env.sample_task({h}, seed=i)`, i < {n}; each planner with its default settings plans
@@ -432,8 +493,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; progress is in {args.out / (args.env + '.train.pt')}, "
-              "continue with --resume", file=sys.stderr)
+        print(
+            f"\ninterrupted; progress is in {args.out / (args.env + '.train.pt')}, "
+            "continue with --resume",
+            file=sys.stderr,
+        )
         return 130
     print(f"wrote {args.out / (args.env + '.pt')} and {args.out / (args.env + '.md')}")
     return 0

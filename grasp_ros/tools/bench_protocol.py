@@ -246,7 +246,7 @@ def iteration_seconds(
     horizon: int,
     start: torch.Tensor,
     goal: torch.Tensor,
-    repeats: int = 3,
+    repeats: int = 5,
 ) -> float:
     """Wall-clock seconds per iteration at ``horizon``: the fastest of ``repeats`` timed runs.
 

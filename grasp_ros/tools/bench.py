@@ -57,7 +57,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "planners": list(BENCH_PLANNERS),
         "horizons": [20, 40, 60, 80],
         "tasks": 20,
-        "budget_per_step": 0.05,
+        "budget_per_step": 0.03,
         "max_iters": 1000,
         "checks": 40,
     },

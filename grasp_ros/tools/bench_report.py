@@ -100,11 +100,17 @@ def check_claims(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename, so no reader sees half a file."""
+    """Write to a temporary file beside ``path`` and rename, so no reader sees half a file.
+
+    The file gets the usual umask-based mode, not mkstemp's private 0600.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

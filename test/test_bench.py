@@ -101,6 +101,7 @@ def plan_task(
 def test_open_loop_success_is_checked_in_the_true_environment(name: str) -> None:
     res = plan_task(name, (8, 10), (20, 50), horizon=24)  # same room: the model is exact
     assert res.success and res.distance < WallEnv.success_radius
+    assert res.model_success and res.model_distance == pytest.approx(res.distance, abs=0.5)
     assert res.time_to_success is not None and 0 < res.time_to_success <= res.solve_time
     assert res.iterations >= 1 and res.model_calls >= 1
     assert res.optimal_steps <= 24 and res.seed == 3
@@ -110,7 +111,7 @@ def test_a_plan_the_model_likes_but_the_wall_blocks_is_a_failure() -> None:
     # The model knows no wall: its straight plan reaches the goal in the model, not in the env.
     res = plan_task("grasp", (10, 50), (54, 50), horizon=28, budget=0.3, room=False)
     assert not res.success and res.time_to_success is None
-    assert res.cost < 1e-3 and res.model_distance < 1  # the model believes it arrives...
+    assert res.model_success and res.model_distance < 1  # the model believes it arrives...
     assert res.distance > 20  # ...the true agent is stopped at the wall, far from the goal
 
 
@@ -149,10 +150,21 @@ def _cell(wins: int, n: int, time: float) -> dict:
             "iterations": 5,
             "model_calls": 5,
             "distance": 1.0,
+            "model_distance": 0.5,
+            "model_success": True,
         }
         for i in range(n)
     ]
     return {"summary": bench_report.summarize(tasks), "tasks": tasks}
+
+
+def test_summary_medians_are_over_successful_tasks() -> None:
+    s = _cell(3, 4, 2.0)["summary"]
+    assert (s["tasks"], s["successes"], s["success_rate"]) == (4, 3, 0.75)
+    assert s["median_time_to_success"] == 2.0 and s["median_iterations_to_success"] == 5
+    assert s["model_success_rate"] == 1.0 and s["median_model_distance"] == 0.5
+    empty = bench_report.summarize([{"success": False, "distance": 3.0}])
+    assert empty["median_time_to_success"] is None and empty["model_success_rate"] is None
 
 
 def test_claim_check_compares_grasp_with_the_better_baseline() -> None:

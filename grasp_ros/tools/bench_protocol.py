@@ -96,6 +96,8 @@ class TaskResult:
             last latent) to the goal, in world units; ``None`` without ``project`` or in
             closed loop. Small ``model_distance`` with large ``distance`` means the planner
             solved the model's problem and the model was wrong.
+        model_success: the environment's success test applied to that predicted end: the
+            plan succeeds in the model (``None`` when ``model_distance`` is).
         steps: environment steps taken (closed loop only; open loop: the horizon).
         error: the runtime's message when a tick failed (closed loop only).
     """
@@ -112,6 +114,7 @@ class TaskResult:
     distance: float
     steps: int
     model_distance: float | None = None
+    model_success: bool | None = None
     error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,9 +125,10 @@ def _distance(state: np.ndarray, goal_state: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(state)[:2] - np.asarray(goal_state)[:2]))
 
 
-def _model_distance(model: nn.Module, plan: Plan, goal_state: np.ndarray) -> float | None:
+def _model_end(model: nn.Module, plan: Plan) -> np.ndarray | None:
+    """Where the model believes the plan ends: ``project`` of the rollout's last latent."""
     end = positions(model, plan.rollout[-1:])
-    return None if end is None else _distance(end[0], goal_state)
+    return None if end is None else end[0, :2].astype(np.float64)
 
 
 def run_open_loop(
@@ -167,6 +171,7 @@ def run_open_loop(
     if outcome.get("time") is None:
         judge(last, last.iterations, last.solve_time, planner.model_calls - calls0 - check_calls)
     best = outcome["plan"]
+    end = _model_end(planner.model, best)
     return TaskResult(
         seed=int(task.seed or 0),
         optimal_steps=task.optimal_steps,
@@ -178,7 +183,8 @@ def run_open_loop(
         solve_time=float(last.solve_time),
         cost=float(best.cost),
         distance=_distance(outcome["final"], task.goal_state),
-        model_distance=_model_distance(planner.model, best, task.goal_state),
+        model_distance=None if end is None else _distance(end, task.goal_state),
+        model_success=None if end is None else env.success(end, task.goal_state),
         steps=task.horizon,
     )
 

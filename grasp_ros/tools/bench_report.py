@@ -43,6 +43,7 @@ def _median(values: Sequence[float]) -> float | None:
 def summarize(tasks: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Success rate, interval, and medians over the successful tasks (time, iterations, calls)."""
     wins = [t for t in tasks if t["success"]]
+    judged = [t["model_success"] for t in tasks if t.get("model_success") is not None]
     low, high = wilson_interval(len(wins), len(tasks))
     return {
         "tasks": len(tasks),
@@ -53,6 +54,7 @@ def summarize(tasks: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "median_iterations_to_success": _median([t["iterations"] for t in wins]),
         "median_model_calls_to_success": _median([t["model_calls"] for t in wins]),
         "median_distance": _median([t["distance"] for t in tasks]),
+        "model_success_rate": sum(judged) / len(judged) if judged else None,
         "median_model_distance": _median(
             [t["model_distance"] for t in tasks if t.get("model_distance") is not None]
         ),
@@ -192,8 +194,10 @@ def markdown(run: dict[str, Any]) -> str:
         out += _table(["Horizon", *planners], rows)
         out += [
             "",
-            "Median distance from the plan's end to the goal, world units: true / as the model "
-            "predicts it (true far, predicted near: the model, not the planner, was wrong):",
+            "Planner or model? Success in the model (the model's own prediction of the plan's end "
+            "passes the success test) and median distance from the plan's end to the goal in "
+            "world units, true / as the model predicts it. High in-model success with low true "
+            "success means the planner solved the model's problem and the model was wrong:",
             "",
         ]
         rows = [
@@ -288,8 +292,10 @@ def _iters_calls(s: dict[str, Any]) -> str:
 
 
 def _distances(s: dict[str, Any]) -> str:
-    model = s.get("median_model_distance")
-    return f"{s['median_distance']:.1f} / " + ("—" if model is None else f"{model:.1f}")
+    rate, model = s.get("model_success_rate"), s.get("median_model_distance")
+    if rate is None or model is None:
+        return f"— · {s['median_distance']:.1f} / —"
+    return f"{_pct(rate)} · {s['median_distance']:.1f} / {model:.1f}"
 
 
 def plot(run: dict[str, Any], success_path: Path, time_path: Path) -> None:

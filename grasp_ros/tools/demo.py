@@ -54,10 +54,6 @@ from grasp_ros.tools import overlay, sim_topics
 from grasp_ros.tools.record_sim import DEFAULT_START_TIME as START_TIME
 from grasp_ros.viz import decode_mosaic
 
-#: Planner settings the demo uses unless ``--params`` or a flag says otherwise (see the report
-#: in ``summary.json``): tuned on the shipped Wall model.
-DEMO_PARAMS: dict[str, Any] = {}
-
 #: The planner node's topics (the simulator's are in `grasp_ros.tools.sim_topics`).
 ACTION_TOPIC, PLAN_TOPIC, STATUS_TOPIC = "action", "plan", "status"
 
@@ -150,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--params",
         type=Path,
-        help="ROS parameters YAML (as config/planner.yaml); "
-        "its values replace the demo's tuned defaults, and flags replace both",
+        help="ROS parameters YAML (as config/planner.yaml; default: its defaults); flags "
+        "override it, and --fast/--realtime set its 'budget'",
     )
     p.add_argument(
         "--out", type=Path, default=Path("out/demo"), help="output folder (default: %(default)s)"
@@ -166,10 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def runtime_params(args: argparse.Namespace) -> dict[str, Any]:
-    """Schema defaults, then the demo's tuned values, then ``--params``, then the flags."""
-    values = dict(DEMO_PARAMS)
-    if args.params is not None:
-        values.update(P.load_params_file(args.params))
+    """``--params`` (if given) over the schema defaults, then the flags over both; the budget
+    always follows ``--fast``/``--realtime``."""
+    values = P.load_params_file(args.params) if args.params is not None else {}
     values["model"] = args.model or values.get("model") or args.env
     flags = {"planner": args.planner, "horizon": args.horizon, "device": args.device}
     values.update({k: v for k, v in flags.items() if v is not None})

@@ -11,7 +11,7 @@ from PIL import Image
 
 from grasp_ros.envs import make_env
 from grasp_ros.io import messages
-from grasp_ros.io.bags import BagReader
+from grasp_ros.io.bags import LATCHED, BagReader
 from grasp_ros.io.images import image_msg_to_rgb
 from grasp_ros.models.analytic import PointWallModel
 from grasp_ros.tools import demo
@@ -62,6 +62,10 @@ def test_demo_writes_gif_plot_bag_and_summary(tmp_path, capsys) -> None:
         # The camera and the pose also show where the episode ended.
         assert bag.message_counts[sim.CAMERA_TOPIC] == bag.message_counts[sim.POSE_TOPIC] == 5
         assert bag.message_counts[sim.GOAL_TOPIC] == bag.message_counts[sim.TASK_TOPIC] == 1
+        assert (
+            bag.topic_info(sim.GOAL_TOPIC).qos == bag.topic_info(sim.TASK_TOPIC).qos == (LATCHED,)
+        )
+        assert bag.topic_info(sim.CAMERA_TOPIC).qos == ()
         msgs = list(bag.messages())
     camera = [m for m in msgs if m.topic == sim.CAMERA_TOPIC]
     start = camera[0].stamp_ns

@@ -40,8 +40,9 @@ from grasp_ros.control import Command, PlannerRuntime, Status
 from grasp_ros.control import params as P
 from grasp_ros.control.outputs import action_fields, status_fields, trajectory_fields
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
-from grasp_ros.io.bags import BagWriter, write_bag
+from grasp_ros.io.bags import LATCHED, BagWriter, write_bag
 from grasp_ros.io.messages import (
+    IMAGE,
     action_command_msg,
     image_msg,
     planner_status_msg,
@@ -52,6 +53,7 @@ from grasp_ros.models import has_decoder
 from grasp_ros.planning import PLANNERS
 from grasp_ros.tools import overlay, sim_topics
 from grasp_ros.tools.record_sim import DEFAULT_START_TIME as START_TIME
+from grasp_ros.tools.sim_topics import STRING
 from grasp_ros.viz import decode_mosaic
 
 #: The planner node's topics (the simulator's are in `grasp_ros.tools.sim_topics`).
@@ -289,6 +291,8 @@ class ClosedLoop:
         self.frame_id = runtime.params["frame_id"]
         self.records: list[Tick] = []
         self.steps = 0
+        for topic, msgtype in ((sim_topics.GOAL_TOPIC, IMAGE), (sim_topics.TASK_TOPIC, STRING)):
+            bag.add_topic(topic, msgtype, qos=[LATCHED])  # transient local, as the sim offers
 
     def now(self) -> float:
         """Simulated time: control periods so far (each tick, and each episode's last frame),

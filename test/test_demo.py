@@ -144,3 +144,15 @@ def test_a_model_for_another_world_or_action_box_is_refused() -> None:
     model.action_high = torch.tensor([2.0, 2.0])
     with pytest.raises(ValueError, match=r"action_high \[2.0, 2.0\] differs"):
         demo.check_env_fits(model, env, "wall")
+
+
+def test_the_default_demo_plans_with_the_shipped_wall_model(tmp_path) -> None:
+    out = tmp_path / "demo"
+    argv = ["--episodes", "1", "--max-ticks", "3", "--horizon", "8", "--out", str(out)]
+    assert demo.main(argv) == 0, "needs grasp_ros/models/checkpoints/wall.pt (grasp-ros-train)"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["params"]["model"] == "wall" and summary["env"] == "wall"
+    assert summary["episodes"][0]["ticks"] >= 1
+    with BagReader(out / "rosbag") as bag:
+        plan = next(m.msg for m in bag.messages([demo.PLAN_TOPIC]))
+    assert plan.horizon == 8 and len(plan.positions) == 9  # the model projects its latents

@@ -154,11 +154,24 @@ class _Best:
     states: torch.Tensor
 
 
+@functools.cache
+def _load_optimizer_code() -> None:
+    """Build one throwaway Adam, once per process.
+
+    torch imports ``torch._dynamo`` when the first optimizer is constructed (about 2 s on a
+    CPU). Paid inside the first ``plan()`` call it eats a deadline whole: the first control tick
+    after start-up returned the zero plan after 0 iterations. Planners pay it when built.
+    """
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 class Planner(abc.ABC):
     """Base class: ``Cls(model, horizon, **config)`` then ``plan(start, goal, ...)``."""
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    #: Whether ``plan`` builds torch optimizers (GRASP, GD, collocation; not CEM).
+    uses_optimizer: ClassVar[bool] = True
 
     def __init__(self, model: nn.Module, horizon: int, **config: Any) -> None:
         if int(horizon) != horizon or horizon < 1:
@@ -172,6 +185,8 @@ class Planner(abc.ABC):
                 f"unknown {self.name} setting(s) {unknown}; valid settings are {known}"
             ) from None
         validate_config(self.config)
+        if self.uses_optimizer:
+            _load_optimizer_code()
         self.model = model
         self.horizon = int(horizon)
         self.latent_shape = tuple(int(d) for d in model.latent_shape)

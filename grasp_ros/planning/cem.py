@@ -48,6 +48,7 @@ class CEMPlanner(Planner):
     name = "cem"
     Config = CEMConfig
     config: CEMConfig
+    uses_optimizer = False
 
     def __init__(self, model: torch.nn.Module, horizon: int, **config: object) -> None:
         super().__init__(model, horizon, **config)

@@ -38,7 +38,7 @@ class ReferenceWorldModel(WorldModel):
         image_size: side of the square images ``decode`` returns (and ``encode`` expects).
         latent_dim: size of the latent vector.
         action_dim: size of an action.
-        channels: channels of the first conv layer (doubled once, then kept).
+        channels: channels of the first conv layer (doubled by each of the next two).
         hidden_dim, depth: width and number of hidden layers of the dynamics MLP.
         world_size: side of the world in world units (``project`` scales to it).
         env_name: the reference world the model was trained on (``''`` if none).

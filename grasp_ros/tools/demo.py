@@ -420,8 +420,9 @@ def plot_ticks(
             )
             if ep.episode % 2:
                 ax.axvspan(start - 0.5, end - 0.5, color="0.93", zorder=0)
+        mark = "✓" if ep.success else "✗"
         axes[0].annotate(
-            f"ep {ep.episode + 1}: {'success' if ep.success else 'failure'}",
+            f"ep {ep.episode + 1} {mark}",
             (start, 1.02),
             xycoords=("data", "axes fraction"),
             fontsize=8,

@@ -28,7 +28,8 @@ class Task:
             the start exactly (including per-task layout such as the Wall door).
         start_image, goal_image: ``uint8 [H, W, 3]`` observations of the two states.
         horizon: the horizon the task was sampled for.
-        optimal_steps: fewest full-speed steps from start to goal (shortest path, by BFS).
+        optimal_steps: fewest full-speed steps from start to goal (shortest path, by BFS);
+            reaching the success radius takes about two fewer.
         non_greedy: True when the straight line from start to goal is blocked by a wall.
         seed: the seed that produced the task.
     """

@@ -85,6 +85,16 @@ def _csv(kind: type, choices: list[str] | None = None) -> Any:
     return parse
 
 
+def _as_flags(profile: dict[str, Any]) -> str:
+    """A profile as the command-line options it stands for (``--env wall,maze ...``)."""
+    flag = {"envs": "env"}
+    return " ".join(
+        f"--{flag.get(k, k).replace('_', '-')} "
+        + (",".join(map(str, v)) if isinstance(v, list) else str(v))
+        for k, v in profile.items()
+    )
+
+
 def _model_override(text: str) -> tuple[str, str]:
     env, sep, spec = text.partition("=")
     if not sep or not env or not spec:
@@ -99,8 +109,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "shipped world models: success rate and median time to success per "
         "horizon, per-iteration cost vs horizon. Writes NAME.json, NAME.md, "
         "NAME_success.png and NAME_time.png into --out.",
-        epilog=f"profiles: {', '.join(f'{k}: {v}' for k, v in PROFILES.items())}. "
-        f"Planners: {', '.join(BENCH_PLANNERS)}.",
+        epilog="; ".join(f"--profile {k} means {_as_flags(v)}" for k, v in PROFILES.items())
+        + f". Planners: {', '.join(BENCH_PLANNERS)}.",
     )
     p.add_argument(
         "--profile",

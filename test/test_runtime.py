@@ -260,3 +260,15 @@ def test_cuda_on_a_cpu_only_build_is_a_clear_error(monkeypatch) -> None:
         PlannerRuntime.from_params(
             {"model": "grasp_ros.models.analytic:PointWallModel", "device": "cuda"}
         )
+
+
+def test_a_clock_jump_back_is_followed_not_ignored(world) -> None:
+    model, rt = world
+    rt.on_goal(image(model, (0.4, -0.1)), 0.0)
+    rt.on_image(image(model, (-0.4, 0.1)), 50.0)
+    assert rt.tick(50.0).status is Status.OK
+    rt.on_image(image(model, (0.0, 0.1)), 49.99)  # out of order: ignored
+    assert rt._image_stamp == 50.0
+    rt.on_image(image(model, (0.0, 0.1)), 1.0)  # the bag looped: a new timeline
+    cmd = rt.tick(1.0)
+    assert cmd.status is Status.OK and not cmd.plan.warm_started

@@ -183,12 +183,17 @@ class PlannerRuntime:
     def on_image(self, image: np.ndarray, stamp: float) -> None:
         """Keep the newest camera image (RGB ``uint8 [H, W, 3]``); older ones are dropped.
 
-        Out-of-order images (stamp older than the one held) are ignored. A malformed image
-        raises ValueError and leaves the held image untouched, so it goes stale on its own.
+        A slightly older image than the one held arrived out of order and is ignored; one
+        older by more than ``image_timeout`` means the clock jumped back (a looping bag, a
+        simulator reset), so it is taken and the warm start, planned in the old timeline, is
+        dropped. A malformed image raises ValueError and leaves the held image untouched, so
+        it goes stale on its own.
         """
         image = _check_image(image)
         if stamp < self._image_stamp:
-            return
+            if self._image_stamp - stamp <= self.params["image_timeout"]:
+                return
+            self._warm = None
         self._image, self._image_stamp, self._image_fresh = image, float(stamp), True
 
     def on_goal(self, goal: np.ndarray | torch.Tensor, stamp: float = 0.0) -> None:

@@ -293,11 +293,11 @@ def to_yaml(node: str = "/**") -> str:
     """A ROS 2 parameters file with every parameter at its default, described in comments.
 
     ``config/planner.yaml`` is this text (a test keeps them equal); run
-    ``python -m grasp_ros.control.params > my_params.yaml`` for a fresh copy to edit.
+    ``python -m grasp_ros.control > my_params.yaml`` for a fresh copy to edit.
     """
     lines = [
         "# grasp_ros planner parameters: every parameter at its default.",
-        "# Generated from grasp_ros/control/params.py (python -m grasp_ros.control.params).",
+        "# Generated from grasp_ros/control/params.py (python -m grasp_ros.control).",
         f"{node}:",
         "  ros__parameters:",
     ]
@@ -320,7 +320,3 @@ def to_yaml(node: str = "/**") -> str:
         value = value.removesuffix("\n...").removesuffix("...").strip()
         lines.append(f"{indent}{leaf or spec.name}: {value}")
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    print(to_yaml(), end="")

@@ -154,6 +154,23 @@ class _Best:
     states: torch.Tensor
 
 
+@dataclass
+class PlannerConfig:
+    """The knobs every planner has; subclasses add their own and may change these defaults."""
+
+    iterations: int = knob(100, "iteration cap per plan call", low=0, high=100000)
+    seed: int = knob(0, "seed for random draws (same seed, same plan)", low=0, high=2**31 - 1)
+
+
+@dataclass(kw_only=True)
+class PlanState:
+    """One ``plan`` call's optimisation state: the fixed ends, and the best candidate so far."""
+
+    s0: torch.Tensor
+    goal: torch.Tensor
+    best: _Best | None = None
+
+
 @functools.cache
 def _load_optimizer_code() -> None:
     """Build one throwaway Adam, once per process.
@@ -196,7 +213,7 @@ class Planner(abc.ABC):
 
     # -- subclass hooks ---------------------------------------------------------------------
     @abc.abstractmethod
-    def _init(self, s0: torch.Tensor, goal: torch.Tensor, warm: Plan | None) -> Any:
+    def _init(self, s0: torch.Tensor, goal: torch.Tensor, warm: Plan | None) -> PlanState:
         """Build the optimisation state for one ``plan`` call."""
 
     @abc.abstractmethod
@@ -290,7 +307,6 @@ class Planner(abc.ABC):
         paused, iter_seconds, it = 0.0, 0.0, 0
         with torch.enable_grad():
             st = self._init(s0, g, warm)
-            st.best = None
             while it < budget:
                 now = time.perf_counter() - t0 - paused
                 if deadline is not None and now + iter_seconds + self._finish_seconds > deadline:

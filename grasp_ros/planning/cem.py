@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Plan, Planner, _Best, knob, latent_mse
+from .base import Plan, Planner, PlannerConfig, PlanState, knob, latent_mse
 
 
 @dataclass
-class CEMConfig:
+class CEMConfig(PlannerConfig):
     """CEM settings; defaults follow DINO-WM (300 samples, top 30)."""
 
     iterations: int = knob(30, "iteration cap per plan call", low=0, high=100000)
@@ -28,18 +28,14 @@ class CEMConfig:
     min_std: float = knob(
         0.01, "floor on the std, as a fraction of the half-range", low=0.0, high=10.0
     )
-    seed: int = knob(0, "seed for the samples", low=0, high=2**31 - 1)
 
 
-@dataclass
-class _State:
-    s0: torch.Tensor
-    goal: torch.Tensor
+@dataclass(kw_only=True)
+class _State(PlanState):
     mean: torch.Tensor  # [T, A]
     std: torch.Tensor  # [T, A]
     scale: torch.Tensor  # [A] half-range
     gen: torch.Generator
-    best: _Best | None = None
 
 
 class CEMPlanner(Planner):
@@ -67,7 +63,7 @@ class CEMPlanner(Planner):
             center = torch.zeros(self.action_dim, device=s0.device)
         mean = warm.actions.clone() if warm is not None else center.expand(self.horizon, -1).clone()
         std = (scale * self.config.init_std).expand(self.horizon, -1).clone()
-        return _State(s0, goal, mean, std, scale, self.generator())
+        return _State(s0=s0, goal=goal, mean=mean, std=std, scale=scale, gen=self.generator())
 
     @torch.no_grad()
     def _step(self, st: _State, it: int) -> None:

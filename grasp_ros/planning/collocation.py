@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Plan, Planner, _Best, interpolate, knob, latent_mse
+from .base import Plan, Planner, PlannerConfig, PlanState, interpolate, knob, latent_mse
 
 
 @dataclass
-class CollocationConfig:
+class CollocationConfig(PlannerConfig):
     """Collocation settings."""
 
     iterations: int = knob(300, "iteration cap per plan call", low=0, high=100000)
@@ -33,22 +33,13 @@ class CollocationConfig:
         2.0, "factor applied to lambda every growth period", low=1.0, high=100.0
     )
     growth_every: int = knob(50, "iterations between lambda increases", low=1, high=100000)
-    seed: int = knob(
-        0,
-        "unused (collocation is deterministic); kept for a uniform interface",
-        low=0,
-        high=2**31 - 1,
-    )
 
 
-@dataclass
-class _State:
-    s0: torch.Tensor
-    goal: torch.Tensor
+@dataclass(kw_only=True)
+class _State(PlanState):
     actions: torch.Tensor  # [1, T, A], leaf
     states: torch.Tensor  # [1, T, *L] = s_1..s_T, leaf
     opt: torch.optim.Optimizer
-    best: _Best | None = None
 
 
 class CollocationPlanner(Planner):
@@ -70,7 +61,7 @@ class CollocationPlanner(Planner):
         opt = torch.optim.Adam(
             [{"params": [actions], "lr": cfg.action_lr}, {"params": [states], "lr": cfg.state_lr}]
         )
-        return _State(s0, goal, actions, states, opt)
+        return _State(s0=s0, goal=goal, actions=actions, states=states, opt=opt)
 
     def _step(self, st: _State, it: int) -> None:
         cfg = self.config

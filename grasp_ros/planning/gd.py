@@ -11,30 +11,20 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Plan, Planner, _Best, knob, latent_mse
+from .base import Plan, Planner, PlannerConfig, PlanState, knob, latent_mse
 
 
 @dataclass
-class GDConfig:
+class GDConfig(PlannerConfig):
     """GD settings."""
 
-    iterations: int = knob(100, "iteration cap per plan call", low=0, high=100000)
     lr: float = knob(0.05, "Adam step size for actions", low=0.0, high=10.0)
-    seed: int = knob(
-        0,
-        "unused by GD's deterministic updates; kept for a uniform interface",
-        low=0,
-        high=2**31 - 1,
-    )
 
 
-@dataclass
-class _State:
-    s0: torch.Tensor
-    goal: torch.Tensor
+@dataclass(kw_only=True)
+class _State(PlanState):
     actions: torch.Tensor  # [1, T, A], leaf
     opt: torch.optim.Optimizer
-    best: _Best | None = None
 
 
 class GDPlanner(Planner):
@@ -50,7 +40,9 @@ class GDPlanner(Planner):
         else:
             actions = torch.zeros(1, self.horizon, self.action_dim, device=s0.device)
         self.clamp_actions(actions).requires_grad_(True)
-        return _State(s0, goal, actions, torch.optim.Adam([actions], lr=self.config.lr))
+        return _State(
+            s0=s0, goal=goal, actions=actions, opt=torch.optim.Adam([actions], lr=self.config.lr)
+        )
 
     def _step(self, st: _State, it: int) -> None:
         st.opt.zero_grad(set_to_none=True)

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Plan, Planner, _Best, interpolate, knob, latent_mse
+from .base import Plan, Planner, PlannerConfig, PlanState, interpolate, knob, latent_mse
 
 
 @dataclass
-class GraspConfig:
+class GraspConfig(PlannerConfig):
     """GRASP settings.
 
     Defaults follow the authors' public solver (``le-wm-grasp``) except the step sizes: Adam
@@ -54,18 +54,14 @@ class GraspConfig:
     population: int = knob(4, "plans optimised in parallel, best kept", low=1, high=4096)
     stop_grad: bool = knob(True, "cut the gradient through the model's state input")
     init: str = knob("interpolate", "initial virtual states", choices=("interpolate", "rollout"))
-    seed: int = knob(0, "seed for the state noise", low=0, high=2**31 - 1)
 
 
-@dataclass
-class _State:
-    s0: torch.Tensor
-    goal: torch.Tensor
+@dataclass(kw_only=True)
+class _State(PlanState):
     actions: torch.Tensor  # [P, T, A], leaf
     virtual: torch.Tensor  # [P, T-1, *L], leaf
     opt: torch.optim.Optimizer
     gen: torch.Generator
-    best: _Best | None = None
 
 
 class GraspPlanner(Planner):
@@ -94,7 +90,9 @@ class GraspPlanner(Planner):
         opt = torch.optim.Adam(
             [{"params": [actions], "lr": cfg.action_lr}, {"params": [virtual], "lr": cfg.state_lr}]
         )
-        return _State(s0, goal, actions, virtual, opt, self.generator())
+        return _State(
+            s0=s0, goal=goal, actions=actions, virtual=virtual, opt=opt, gen=self.generator()
+        )
 
     def _states(self, st: _State) -> torch.Tensor:
         """Full state sequence ``[P, T+1, *L]``: s_0, the virtual states, then the goal."""

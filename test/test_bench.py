@@ -317,7 +317,7 @@ def test_a_missing_model_is_one_error_line(tmp_path: Path, capsys) -> None:
 
 
 def test_results_are_strict_json_even_with_nan() -> None:
-    assert bench_report._json_safe({"a": [math.nan, 1.0, math.inf], "b": "c"}) == {
-        "a": [None, 1.0, None],
+    assert bench_report._json_safe({"a": [math.nan, 1.0, math.inf, 1 / 3], "b": "c"}) == {
+        "a": [None, 1.0, None, 0.33333],
         "b": "c",
     }

@@ -373,9 +373,10 @@ def _save_figure(fig: Any, path: Path) -> None:
 
 
 def _json_safe(value: Any) -> Any:
-    """NaN and infinities (e.g. the cost of a plan never made) as null: JSON has no NaN."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """Floats to 5 significant digits (results stay small; timings are not that exact), NaN
+    and infinities (e.g. the cost of a plan never made) as null: JSON has no NaN."""
+    if isinstance(value, float):
+        return float(f"{value:.5g}") if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

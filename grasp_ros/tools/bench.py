@@ -302,6 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     t_start = time.perf_counter()
+    machine, code = machine_info(), versions()  # as the run starts: load, commit
     seeds = list(range(args.seed, args.seed + args.tasks))
     budgets = {str(h): round(args.budget_per_step * h, 6) for h in args.horizons}
     n_planners = len(args.planners)
@@ -354,9 +355,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "run": args.name,
         "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "wall_time_s": time.perf_counter() - t_start,
-        "machine": machine_info(),
+        "machine": machine,
         "device": str(device),
-        "versions": versions(),
+        "versions": code,
         "config": {
             "profile": args.profile,
             "envs": args.envs,

@@ -339,7 +339,11 @@ class Planner(abc.ABC):
             st, actions, states if states is not None else roll, latent_mse(roll[:, -1], g, 1)
         )
         best: _Best = st.best
-        rollout = self.rollout(s0[None], best.actions[None])[0]
+        same = [i for i in range(actions.shape[0]) if torch.equal(actions[i], best.actions)]
+        if same:  # the best is a current candidate: its rollout was just computed
+            rollout = roll[same[0]]
+        else:  # the best came from an earlier iteration or sync
+            rollout = self.rollout(s0[None], best.actions[None])[0]
         if not (torch.isfinite(rollout).all() and torch.isfinite(best.actions).all()):
             raise ValueError(
                 f"{self.name}: the world model returned non-finite latents (NaN or inf) while "

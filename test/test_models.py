@@ -20,8 +20,10 @@ from grasp_ros.models import (
     load_world_model,
     resolve_device,
 )
+from grasp_ros.models.fidelity import ROLLOUT_STEPS, fidelity
 from grasp_ros.models.loader import CHECKPOINT_DIR
 from grasp_ros.tools import train
+from grasp_ros.tools.planner_data import TASK_SEED_OFFSET, planner_episodes
 
 SHIPPED = ["wall", "maze"]
 
@@ -234,7 +236,8 @@ def _tiny_run(out) -> list[str]:
     return ["wall", "--out", str(out), "--episodes", "6", "--episode-length", "12",
             "--eval-episodes", "4", "--representation-steps", "2", "--dynamics-steps", "2",
             "--batch-size", "4", "--rollout-batch-size", "4", "--rollout-steps", "4",
-            "--planning-tasks", "0"]
+            "--planning-tasks", "0", "--planner-rounds", "1", "--planner-tasks", "2",
+            "--round-steps", "2"]
 
 
 def test_trainer_smoke_run_writes_a_loadable_checkpoint_and_card(tmp_path):
@@ -243,6 +246,7 @@ def test_trainer_smoke_run_writes_a_loadable_checkpoint_and_card(tmp_path):
     assert model.env_name == "wall"
     card = (tmp_path / "wall.md").read_text()
     assert "10-step open-loop latent MSE" in card and "forward + backward" in card
+    assert "drift over 40 zero actions" in card and "Planner-in-the-loop data (1 rounds" in card
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wall.md", "wall.pt"]
 
 
@@ -280,3 +284,74 @@ def test_rollouts_feed_the_trainer_shapes():
     np.testing.assert_allclose(data["states"].numpy(), states.astype(np.float32))
     assert data["frames"].shape == (3, 6, 64, 64, 3) and data["frames"].dtype == torch.uint8
     assert data["actions"].shape == actions.shape
+
+
+class _Still(ReferenceWorldModel):
+    """The shipped encoder with dynamics that never move: a model that cannot drift."""
+
+    def forward(self, latents, actions):
+        return latents
+
+
+class _Drifting(ReferenceWorldModel):
+    def forward(self, latents, actions):
+        return latents + 0.05
+
+
+def _with_weights(cls, model):
+    other = cls(**model.config)
+    other.load_state_dict(model.state_dict())
+    return other.eval()
+
+
+def test_fidelity_measures_drift_leaks_and_compounding_error(shipped):
+    _, model, _, env = shipped
+    good = fidelity(model, env, samples=60)
+    still = fidelity(_with_weights(_Still, model), env, samples=60)
+    drifting = fidelity(_with_weights(_Drifting, model), env, samples=60)
+    keys = {f"rollout_error_{k}" for k in ROLLOUT_STEPS} | {"idle_drift", "wall_leak"}
+    assert set(good) == keys | {f"{k}_p90" for k in keys}
+    assert all(np.isfinite(v) and v >= 0 for v in good.values())
+    assert still["idle_drift"] == 0.0  # standing still exactly
+    assert still["rollout_error_20"] > 2 * good["rollout_error_20"]  # but never moving
+    assert drifting["idle_drift"] > 5 * max(good["idle_drift"], 1.0)
+    assert good["wall_leak"] < 3.0  # pushes the true world blocks stay (roughly) blocked
+
+
+def test_fidelity_needs_positions():
+    with pytest.raises(ValueError, match="project"):
+        fidelity(torch.nn.Identity(), WallEnv(), samples=4)
+
+
+def test_planner_episodes_are_real_executions_of_plans(shipped):
+    _, model, _, env = shipped
+    data = planner_episodes(model, env, tasks=3, length=12, seed=0, min_horizon=8)
+    states, actions = data["states"].numpy(), data["actions"].numpy()
+    assert states.shape[:2] == (3, 13) and actions.shape == (3, 12, 2)
+    assert np.all(np.abs(actions) <= 1)
+    for e in range(3):  # the recorded states are the true world's answer to the actions
+        for t in range(12):
+            expected = env.step_states(states[e, t][None].astype(np.float64), actions[e, t][None])
+            np.testing.assert_allclose(states[e, t + 1], expected[0], atol=1e-4)
+    assert np.all(np.isfinite(data["gaps"].numpy())) and np.all(data["gaps"].numpy() >= 0)
+    for episode in actions:  # the plan (8 to 12 noisy steps), then standing still
+        moving = np.flatnonzero(np.any(episode != 0, axis=1))
+        assert 8 <= len(moving) <= 12 and np.array_equal(moving, np.arange(len(moving)))
+    first = env.sample_task(8, seed=TASK_SEED_OFFSET)
+    assert first.seed not in range(1000)  # never the benchmark's task seeds
+    with pytest.raises(ValueError, match="min_horizon"):
+        planner_episodes(model, env, tasks=1, length=5, seed=0, min_horizon=8)
+
+
+def test_action_gated_dynamics_stand_exactly_still_at_zero_action(tmp_path):
+    torch.manual_seed(0)
+    model = ReferenceWorldModel(env_name="wall", action_gated=True)
+    nn.init.normal_(model.dynamics[-1].weight)  # the zero init would hide a missing gate
+    z = torch.randn(6, 64)
+    assert torch.equal(model(z, torch.zeros(6, 2)), z)
+    assert (model(z, torch.full((6, 2), 0.5)) - z).abs().max() > 0.1
+    path = tmp_path / "gated.pt"
+    train.atomic_save(model.checkpoint(), path)
+    again = load_world_model(path)
+    ones = torch.ones(6, 2)
+    assert again.action_gated and torch.equal(again(z, ones), model(z, ones))

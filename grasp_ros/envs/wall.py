@@ -29,8 +29,7 @@ class WallEnv(PointEnv):
             45% with sliding, in the same test).
     """
 
-    def __init__(self, image_size: int = 64, seed: int | None = None,
-                 sliding: bool = True) -> None:
+    def __init__(self, image_size: int = 64, seed: int | None = None, sliding: bool = True) -> None:
         self.sliding = sliding
         super().__init__(image_size=image_size, seed=seed)
 

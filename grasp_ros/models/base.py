@@ -8,8 +8,15 @@ into assumptions about their meaning.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 images ``[..., H, W, 3]`` as the contract's floats ``[..., 3, H, W]`` in [0, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255)
+    return t.movedim(-1, -3)
 
 
 class WorldModel(nn.Module):

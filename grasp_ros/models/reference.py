@@ -7,6 +7,9 @@ hundreds of calls per second on a CPU).
 
 - ``encode``: a small strided CNN, image to latent.
 - ``forward``: residual MLP dynamics, ``z' = z + f([z, a])`` (a blocked move is ``f = 0``).
+  With ``action_gated`` the MLP outputs a matrix ``M(z, a)`` and ``f = M a``, so a zero action
+  leaves the latent exactly where it is: a robot told to stand still does not drift in the
+  model (without it, 40 zero actions moved the predicted agent 3.5-4 units).
 - ``decode``: transposed CNN, latent to image, for pictures of GRASP's virtual states.
 - ``project``: MLP head, latent to the agent position ``(x, y, 0)`` in world units (image
   column and row scaled to the world), for RViz markers.
@@ -43,6 +46,8 @@ class ReferenceWorldModel(WorldModel):
         world_size: side of the world in world units (``project`` scales to it).
         env_name: the reference world the model was trained on (``''`` if none).
         action_low, action_high: the action box the model was trained on.
+        action_gated: dynamics ``f(z, a) = M(z, a) a``, exactly still at ``a = 0`` (for
+            worlds where nothing moves unless the robot acts, like the reference worlds).
     """
 
     def __init__(
@@ -57,6 +62,7 @@ class ReferenceWorldModel(WorldModel):
         env_name: str = "",
         action_low: float | list[float] = -1.0,
         action_high: float | list[float] = 1.0,
+        action_gated: bool = False,
     ) -> None:
         super().__init__((latent_dim,), action_dim, action_low, action_high)
         if image_size < WORK_SIZE:
@@ -72,10 +78,12 @@ class ReferenceWorldModel(WorldModel):
             "env_name": env_name,
             "action_low": action_low,
             "action_high": action_high,
+            "action_gated": action_gated,
         }
         self.image_size = image_size
         self.env_name = env_name
         self.world_size = world_size
+        self.action_gated = action_gated
         c = channels
         flat = 4 * c * 4 * 4
         self.encoder = nn.Sequential(
@@ -107,7 +115,7 @@ class ReferenceWorldModel(WorldModel):
         for _ in range(depth):
             layers += [nn.Linear(width, hidden_dim), nn.SiLU()]
             width = hidden_dim
-        last = nn.Linear(width, latent_dim)
+        last = nn.Linear(width, latent_dim * (action_dim if action_gated else 1))
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
         self.dynamics = nn.Sequential(*layers, last)
@@ -118,7 +126,11 @@ class ReferenceWorldModel(WorldModel):
         return self.encoder(small * 2 - 1)
 
     def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return latents + self.dynamics(torch.cat([latents, actions], dim=-1))
+        delta = self.dynamics(torch.cat([latents, actions], dim=-1))
+        if self.action_gated:
+            gain = delta.unflatten(-1, (latents.shape[-1], actions.shape[-1]))
+            delta = (gain * actions.unsqueeze(-2)).sum(-1)
+        return latents + delta
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decode_logits(latents))

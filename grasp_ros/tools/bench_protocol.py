@@ -27,8 +27,8 @@ from torch import nn
 from grasp_ros.control import PlannerRuntime, Status
 from grasp_ros.control.outputs import positions
 from grasp_ros.envs import PointEnv, Task
+from grasp_ros.models.base import to_tensor
 from grasp_ros.planning import PLANNERS, Plan, Planner, make_planner
-from grasp_ros.tools.train import to_tensor
 
 #: GRASP's ablations: each removes one ingredient of the method (see GraspConfig).
 ABLATIONS: dict[str, dict[str, Any]] = {

@@ -31,14 +31,20 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 from grasp_ros.envs import ENVS, PointEnv, make_env, random_rollouts
+from grasp_ros.models.base import to_tensor
+from grasp_ros.models.fidelity import ROLLOUT_STEPS, fidelity
 from grasp_ros.models.reference import ReferenceWorldModel
+from grasp_ros.tools.planner_data import planner_episodes
 
 #: Weight of the reconstruction error on the agent's dot (a few pixels of a mostly plain image).
 DOT_WEIGHT = 20.0
 SAVE_EVERY = 200
+#: Gradient-norm clip of the dynamics stage (backprop through ``--rollout-steps`` model calls).
+CLIP_NORM = 1.0
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -59,24 +65,25 @@ def atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """``uint8 [..., H, W, 3]`` to float ``[..., 3, H, W]`` in ``[0, 1]``."""
-    t = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255)
-    return t.movedim(-1, -3)
-
-
-def collect(env: PointEnv, episodes: int, length: int, seed: int) -> dict[str, Any]:
+def collect(
+    env: PointEnv, episodes: int, length: int, seed: int, still_prob: float = 0.0
+) -> dict[str, Any]:
     """Random-exploration episodes with their rendered frames (uint8, kept compact)."""
-    states, actions = random_rollouts(env, episodes, length, seed)
+    states, actions = random_rollouts(env, episodes, length, seed, still_prob=still_prob)
+    return {
+        "states": torch.from_numpy(states).float(),
+        "actions": torch.from_numpy(actions).float(),
+        "frames": render_episodes(env, states),
+    }
+
+
+def render_episodes(env: PointEnv, states: np.ndarray) -> torch.Tensor:
+    """uint8 frames ``[E, T, H, W, 3]`` of states ``[E, T, S]``, rendered in chunks."""
     flat = states.reshape(-1, states.shape[-1])
     frames = np.concatenate(
         [env.render_states(flat[i : i + 2048]) for i in range(0, len(flat), 2048)]
     )
-    return {
-        "states": torch.from_numpy(states).float(),
-        "actions": torch.from_numpy(actions).float(),
-        "frames": torch.from_numpy(frames.reshape(*states.shape[:2], *frames.shape[1:])),
-    }
+    return torch.from_numpy(frames.reshape(*states.shape[:2], *frames.shape[1:]))
 
 
 def encode_frames(model: ReferenceWorldModel, frames: torch.Tensor) -> torch.Tensor:
@@ -235,6 +242,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--hidden-dim", type=int, default=256, help="dynamics MLP width")
     p.add_argument("--image-size", type=int, default=64, help="image side in pixels")
     p.add_argument(
+        "--action-gated",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="dynamics f(z, a) = M(z, a) a: exactly still under a zero action",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -247,6 +260,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="tasks in the model card's planning check (0: skip it)",
     )
     p.add_argument("--planning-horizon", type=int, default=30, help="planning check horizon")
+    p.add_argument(
+        "--still-prob",
+        type=float,
+        default=0.1,
+        help="share of held random actions that are zero (standing still)",
+    )
+    p.add_argument(
+        "--planner-rounds",
+        type=int,
+        default=2,
+        help="rounds of planner-in-the-loop data after stage 2 (0: random data only)",
+    )
+    p.add_argument(
+        "--planner-tasks", type=int, default=150, help="tasks planned and executed per round"
+    )
+    p.add_argument(
+        "--round-steps", type=int, default=1500, help="dynamics iterations per planner round"
+    )
+    p.add_argument(
+        "--planner-share",
+        type=float,
+        default=0.5,
+        help="share of each planner-round batch drawn from planner episodes",
+    )
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this checkpoint's weights (with --representation-steps 0: keep its "
+        "encoder and retrain the dynamics)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/ENV.train.pt")
     args = p.parse_args(argv)
     if args.rollout_steps >= args.episode_length + 1:
@@ -259,12 +303,48 @@ def _lr(args: argparse.Namespace, step: int, total: int) -> float:
 
 
 def _save_progress(
-    path: Path, model: ReferenceWorldModel, opt: torch.optim.Optimizer, stage: str, step: int
+    path: Path,
+    model: ReferenceWorldModel,
+    opt: torch.optim.Optimizer,
+    stage: str,
+    step: int,
+    planner_data: dict[str, torch.Tensor] | None = None,
 ) -> None:
     atomic_save(
-        {"model": model.checkpoint(), "optimizer": opt.state_dict(), "stage": stage, "step": step},
+        {
+            "model": model.checkpoint(),
+            "optimizer": opt.state_dict(),
+            "stage": stage,
+            "step": step,
+            "planner_data": planner_data,
+        },
         path,
     )
+
+
+def _initial_model(args: argparse.Namespace, env: PointEnv) -> ReferenceWorldModel:
+    """A fresh model, or the weights of ``--init`` (which must be a model of the same shape)."""
+    model = ReferenceWorldModel(
+        image_size=args.image_size,
+        latent_dim=args.latent_dim,
+        hidden_dim=args.hidden_dim,
+        world_size=env.world_size,
+        env_name=args.env,
+        action_gated=args.action_gated,
+    )
+    if args.init is not None:
+        ckpt = torch.load(args.init, map_location="cpu", weights_only=True)
+        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+            raise SystemExit(f"--init {args.init}: not a grasp_ros reference checkpoint")
+        own = model.state_dict()
+        fits = {k: v for k, v in ckpt["state_dict"].items() if k in own and own[k].shape == v.shape}
+        if not fits:
+            raise SystemExit(f"--init {args.init}: no weight fits this model's shapes")
+        model.load_state_dict(fits, strict=False)
+        fresh = sorted(k for k in own if k not in fits)
+        if fresh:
+            print(f"--init: kept fresh (shape changed): {', '.join(fresh)}", file=sys.stderr)
+    return model
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -275,94 +355,64 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = args.out
     progress_path = out / f"{args.env}.train.pt"
     t_start = time.time()
-    data = collect(env, args.episodes, args.episode_length, args.seed)
+    data = collect(env, args.episodes, args.episode_length, args.seed, args.still_prob)
     held_out = collect(env, args.eval_episodes, max(10, args.rollout_steps), args.seed + 10_000)
     torch.manual_seed(args.seed)
-    model = ReferenceWorldModel(
-        image_size=args.image_size,
-        latent_dim=args.latent_dim,
-        hidden_dim=args.hidden_dim,
-        world_size=env.world_size,
-        env_name=args.env,
-    )
+    model = _initial_model(args, env)
     stage, start = "representation", 0
-    saved_opt = None
+    saved_opt, planner_data = None, None
     if args.resume and progress_path.exists():
         saved = torch.load(progress_path, weights_only=True)
         model.load_state_dict(saved["model"]["state_dict"])
         stage, start, saved_opt = saved["stage"], saved["step"], saved["optimizer"]
+        planner_data = saved.get("planner_data")
         print(f"resuming {stage} at step {start} from {progress_path}", file=sys.stderr)
 
-    frames, states = data["frames"], data["states"]
-    episodes, length = states.shape[:2]
     if stage == "representation":
-        params = [
-            *model.encoder.parameters(),
-            *model.decoder.parameters(),
-            *model.head.parameters(),
-        ]
-        opt = torch.optim.Adam(params, lr=args.lr)
-        if saved_opt is not None:
-            opt.load_state_dict(saved_opt)
-        model.train()
-        bar = tqdm(
-            range(start, args.representation_steps),
-            desc="representation",
-            mininterval=5,
-            initial=start,
-            total=args.representation_steps,
-        )
-        for step in bar:
-            g = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-            e = torch.randint(episodes, (args.batch_size,), generator=g)
-            t = torch.randint(length, (args.batch_size,), generator=g)
-            t2 = (t + torch.randint(1, 9, (args.batch_size,), generator=g)).clamp(max=length - 1)
-            e, t = torch.cat([e, e]), torch.cat([t, t2])
-            for group in opt.param_groups:
-                group["lr"] = _lr(args, step, args.representation_steps)
-            losses = representation_loss(
-                model, to_tensor(frames[e, t].numpy()), states[e, t], env.world_size
-            )
-            opt.zero_grad()
-            losses["total"].backward()
-            opt.step()
-            bar.set_postfix({k: f"{v.item():.4f}" for k, v in losses.items()}, refresh=False)
-            if (step + 1) % SAVE_EVERY == 0:
-                _save_progress(progress_path, model, opt, stage, step + 1)
+        train_representation(args, model, env, data, progress_path, start, saved_opt)
         stage, start, saved_opt = "dynamics", 0, None
-        _save_progress(progress_path, model, opt, stage, 0)
 
-    latents = encode_frames(model, frames)
-    actions = data["actions"]
-    opt = torch.optim.Adam(model.dynamics.parameters(), lr=args.lr)
-    if saved_opt is not None:
-        opt.load_state_dict(saved_opt)
-    k = args.rollout_steps
-    bar = tqdm(
-        range(start, args.dynamics_steps),
-        desc="dynamics",
-        initial=start,
-        mininterval=5,
-        total=args.dynamics_steps,
-    )
+    latents = encode_frames(model, data["frames"])
     loss = torch.zeros(())
-    for step in bar:
-        g = torch.Generator().manual_seed(args.seed * 1_000_003 + 500_009 + step)
-        e = torch.randint(episodes, (args.rollout_batch_size,), generator=g)
-        t0 = torch.randint(length - k, (args.rollout_batch_size,), generator=g)
-        idx = t0[:, None] + torch.arange(k + 1)
-        for group in opt.param_groups:
-            group["lr"] = _lr(args, step, args.dynamics_steps)
-        loss = rollout_loss(model, latents[e[:, None], idx], actions[e[:, None], idx[:, :-1]])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        bar.set_postfix(rollout_mse=f"{loss.item():.5f}", refresh=False)
-        if (step + 1) % SAVE_EVERY == 0:
-            _save_progress(progress_path, model, opt, "dynamics", step + 1)
+    if stage == "dynamics":
+        pool = (latents, data["actions"], torch.ones(len(latents)))
+        loss = train_dynamics(
+            args, model, pool, progress_path, stage, args.dynamics_steps, start, saved_opt
+        )
+        stage, start, saved_opt = "planner-0", 0, None
+        _log_fidelity(model, env, "after stage 2")
+    for r in range(int(stage.split("-")[1]), args.planner_rounds):
+        collected = 0 if planner_data is None else len(planner_data["actions"])
+        if collected < (r + 1) * args.planner_tasks:
+            new = planner_episodes(
+                model,
+                env,
+                args.planner_tasks,
+                args.episode_length,
+                args.seed * 100 + r,
+                min_horizon=min(20, args.episode_length),
+            )
+            planner_data = new if planner_data is None else _cat(planner_data, new)
+            gap = new["gaps"].nanmedian().item()
+            print(f"planner round {r}: median plan end error {gap:.2f} units", file=sys.stderr)
+        pool = _mixed_pool(model, env, latents, data["actions"], planner_data, args)
+        loss = train_dynamics(
+            args,
+            model,
+            pool,
+            progress_path,
+            f"planner-{r}",
+            args.round_steps,
+            start,
+            saved_opt,
+            planner_data,
+        )
+        start, saved_opt = 0, None
+        _log_fidelity(model, env, f"after planner round {r}")
     train_seconds = time.time() - t_start
 
     metrics = evaluate(model, env, held_out)
+    metrics.update(fidelity(model, env))
     metrics.update(forward_timing(model))
     metrics["final_rollout_loss"] = float(loss.item())
     metrics["train_seconds"] = train_seconds
@@ -374,6 +424,127 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     (out / f"{args.env}.md").write_text(model_card(training, metrics), encoding="utf-8")
     progress_path.unlink(missing_ok=True)
     return ckpt
+
+
+def train_representation(
+    args: argparse.Namespace,
+    model: ReferenceWorldModel,
+    env: PointEnv,
+    data: dict[str, Any],
+    progress_path: Path,
+    start: int,
+    saved_opt: dict[str, Any] | None,
+) -> None:
+    """Stage 1: encoder, decoder and position head on single frames (pairs for geometry)."""
+    frames, states = data["frames"], data["states"]
+    episodes, length = states.shape[:2]
+    params = [*model.encoder.parameters(), *model.decoder.parameters(), *model.head.parameters()]
+    opt = torch.optim.Adam(params, lr=args.lr)
+    if saved_opt is not None:
+        opt.load_state_dict(saved_opt)
+    model.train()
+    bar = tqdm(
+        range(start, args.representation_steps),
+        desc="representation",
+        mininterval=5,
+        initial=start,
+        total=args.representation_steps,
+    )
+    for step in bar:
+        g = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+        e = torch.randint(episodes, (args.batch_size,), generator=g)
+        t = torch.randint(length, (args.batch_size,), generator=g)
+        t2 = (t + torch.randint(1, 9, (args.batch_size,), generator=g)).clamp(max=length - 1)
+        e, t = torch.cat([e, e]), torch.cat([t, t2])
+        for group in opt.param_groups:
+            group["lr"] = _lr(args, step, args.representation_steps)
+        losses = representation_loss(
+            model, to_tensor(frames[e, t].numpy()), states[e, t], env.world_size
+        )
+        opt.zero_grad()
+        losses["total"].backward()
+        opt.step()
+        bar.set_postfix({k: f"{v.item():.4f}" for k, v in losses.items()}, refresh=False)
+        if (step + 1) % SAVE_EVERY == 0:
+            _save_progress(progress_path, model, opt, "representation", step + 1)
+    _save_progress(progress_path, model, opt, "dynamics", 0)
+
+
+def train_dynamics(
+    args: argparse.Namespace,
+    model: ReferenceWorldModel,
+    pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    progress_path: Path,
+    stage: str,
+    steps: int,
+    start: int,
+    saved_opt: dict[str, Any] | None,
+    planner_data: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Stage 2 (and each planner round): open-loop rollouts on frozen latents.
+
+    ``pool`` is ``(latents [E, L+1, D], actions [E, L, A], weights [E])``: episodes are drawn
+    with probability proportional to their weight. Returns the last batch's loss.
+    """
+    latents, actions, weights = pool
+    length = actions.shape[1]
+    opt = torch.optim.Adam(model.dynamics.parameters(), lr=args.lr)
+    if saved_opt is not None:
+        opt.load_state_dict(saved_opt)
+    k = args.rollout_steps
+    salt = sum(map(ord, stage)) * 7919
+    bar = tqdm(range(start, steps), desc=stage, initial=start, mininterval=5, total=steps)
+    loss = torch.zeros(())
+    for step in bar:
+        g = torch.Generator().manual_seed(args.seed * 1_000_003 + 500_009 + salt + step)
+        e = torch.multinomial(weights, args.rollout_batch_size, replacement=True, generator=g)
+        t0 = torch.randint(length - k + 1, (args.rollout_batch_size,), generator=g)
+        idx = t0[:, None] + torch.arange(k + 1)
+        for group in opt.param_groups:
+            group["lr"] = _lr(args, step, steps)
+        loss = rollout_loss(model, latents[e[:, None], idx], actions[e[:, None], idx[:, :-1]])
+        opt.zero_grad()
+        loss.backward()
+        # Long rollouts are backprop through time: one bad batch can explode the gradient.
+        nn.utils.clip_grad_norm_(model.dynamics.parameters(), CLIP_NORM)
+        opt.step()
+        bar.set_postfix(rollout_mse=f"{loss.item():.5f}", refresh=False)
+        if (step + 1) % SAVE_EVERY == 0:
+            _save_progress(progress_path, model, opt, stage, step + 1, planner_data)
+    return loss
+
+
+def _log_fidelity(model: ReferenceWorldModel, env: PointEnv, when: str) -> None:
+    f = fidelity(model, env)
+    print(
+        f"{when}: idle drift {f['idle_drift']:.2f}, wall leak {f['wall_leak']:.2f}, "
+        f"60-step error {f['rollout_error_60']:.2f} (p90 {f['rollout_error_60_p90']:.2f}) units",
+        file=sys.stderr,
+    )
+
+
+def _cat(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([a[k], b[k]]) for k in a}
+
+
+def _mixed_pool(
+    model: ReferenceWorldModel,
+    env: PointEnv,
+    latents: torch.Tensor,
+    actions: torch.Tensor,
+    planner_data: dict[str, torch.Tensor],
+    args: argparse.Namespace,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random and planner episodes in one pool; planner episodes drawn ``planner_share``."""
+    planned = encode_frames(model, render_episodes(env, planner_data["states"].numpy()))
+    n, m = len(latents), len(planned)
+    share = args.planner_share
+    weights = torch.cat([torch.full((n,), (1 - share) / n), torch.full((m,), share / m)])
+    return (
+        torch.cat([latents, planned]),
+        torch.cat([actions, planner_data["actions"]]),
+        weights,
+    )
 
 
 def planning_check(
@@ -427,23 +598,25 @@ matching environment.
 
 ## Model
 `ReferenceWorldModel`: {t["image_size"]}x{t["image_size"]} RGB image -> {t["latent_dim"]}-d
-latent (CNN at 32x32), residual MLP dynamics `z' = z + f([z, a])` (3 x {t["hidden_dim"]}, SiLU),
+latent (CNN at 32x32), residual MLP dynamics `z' = z + f([z, a])` (3 x {t["hidden_dim"]}, SiLU{
+    ", action-gated: f = M(z, a) a, exactly still at a = 0" if t.get("action_gated") else ""}),
 transposed-CNN decoder, position head `project()` returning `(x, y, 0)` in world units (64-unit
 arena, x = image column, y = image row).
 
 ## Data
 {t["episodes"]} random-exploration episodes x {t["episode_length"]} steps ({frames} frames) in
 `{env}` (`random_rollouts`: starts from `env.exploration_states`, actions half uniform in
-[-1, 1]^2 and half full speed, held for a random number of steps with switch probability 0.15),
-seed {t["seed"]}. Held out: {t["eval_episodes"]} episodes from seed {t["seed"] + 10_000}.
+[-1, 1]^2 and half full speed, a share {t.get("still_prob", 0.0):g} zero (standing still), held for
+a random number of steps with switch probability 0.15), seed {t["seed"]}. Held out:
+{t["eval_episodes"]} episodes from seed {t["seed"] + 10_000}.
 
 ## Training
 1. Representation, {t["representation_steps"]} steps of {2 * t["batch_size"]} frames:
    reconstruction (BCE, dot pixels x{DOT_WEIGHT:g}) + position head + geometry loss
    (latent RMS distance matched to state distance in arena units).
 2. Dynamics, {t["dynamics_steps"]} steps of {t["rollout_batch_size"]} open-loop rollouts of
-   {t["rollout_steps"]} steps on frozen latents. Final training rollout MSE:
-   {m["final_rollout_loss"]:.2e}.
+   {t["rollout_steps"]} steps on frozen latents.
+{_planner_rounds_text(t)}Final training rollout MSE: {m["final_rollout_loss"]:.2e}.{_init_text(t)}
 
 ## Held-out accuracy
 | metric | value |
@@ -461,6 +634,13 @@ seed {t["seed"]}. Held out: {t["eval_episodes"]} episodes from seed {t["seed"] +
 | latent variance in top 3 principal directions | {100 * m["variance_top3"]:.1f}% |
 
 Normalised MSE is MSE divided by the latent variance. One step moves the agent up to 2 units.
+
+## Long-horizon fidelity (`grasp_ros.models.fidelity`, world units, median / 90th percentile)
+| check | value |
+|---|---|
+{_fidelity_rows(m)}
+
+Open-loop plans of 50-80 steps only work if these stay well inside the success radius.
 
 ## Speed (CPU, batch 200, 1 thread)
 `forward`: {m["forward_ms_b200"]:.2f} ms; forward + backward: \
@@ -485,6 +665,36 @@ loop in the true environment (success: final position within the success radius)
 {rows}
 """
     return card
+
+
+def _planner_rounds_text(t: dict[str, Any]) -> str:
+    rounds = t.get("planner_rounds", 0)
+    if not rounds:
+        return ""
+    return (
+        f"3. Planner-in-the-loop data ({rounds} rounds, `grasp_ros.tools.planner_data`): each "
+        f"round GRASP, GD and CEM plan {t['planner_tasks']} sampled tasks (seeds far from the "
+        f"benchmark's) in the current model, the plans run in the true world with N(0, 0.1) "
+        f"action noise, and the dynamics trains {t['round_steps']} more steps with "
+        f"{100 * t['planner_share']:.0f}% of each batch from these episodes.\n"
+    )
+
+
+def _init_text(t: dict[str, Any]) -> str:
+    if not t.get("init"):
+        return ""
+    return f"\nInitial weights: `{Path(t['init']).name}` (`--init`)."
+
+
+def _fidelity_rows(m: dict[str, float]) -> str:
+    rows = [(f"position error after {k} random steps", f"rollout_error_{k}") for k in ROLLOUT_STEPS]
+    rows += [
+        ("drift over 40 zero actions", "idle_drift"),
+        ("error after 10 steps pushing into a wall", "wall_leak"),
+    ]
+    return "\n".join(
+        f"| {label} | {m[key]:.2f} / {m[key + '_p90']:.2f} |" for label, key in rows if key in m
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -117,6 +117,29 @@ def test_sync_runs_serial_steps_on_the_terminal_loss() -> None:
     assert model.calls == [10, 10] + [2] * 15
 
 
+def test_anneal_decays_goal_weight_and_noise_within_each_sync_period() -> None:
+    model = PointWallModel(wall=False)
+    start, goal = task(model, (-0.5, 0.0), (0.5, 0.0))
+    planner = GraspPlanner(model, 6, population=1, sync_every=10, anneal=True, state_noise=0.1)
+    st = planner._init(start, goal, None)
+    seen = []
+    for it in range(12):
+        before = st.virtual.detach().clone()
+        planner._step(st, it)
+        seen.append(st.scale)
+        if it == 9:  # the last iteration of a period: the noise is a tenth of state_noise
+            moved = (st.virtual.detach() - before).std().item()
+    assert seen == pytest.approx([1 - k / 10 for k in range(10)] + [1.0, 0.9])
+    assert moved < 0.05
+    dyn_only = GraspPlanner(model, 6, population=1, goal_weight=0.0)
+    st.scale = 0.25  # the loss is L_dyn + goal_weight * scale * L_goal
+    full = planner.loss(st).item()
+    st.scale = 0.0
+    assert planner.loss(st).item() == pytest.approx(dyn_only.loss(st).item())
+    st.scale = 1.0
+    assert full == pytest.approx(0.75 * dyn_only.loss(st).item() + 0.25 * planner.loss(st).item())
+
+
 def test_shift_drops_executed_steps_and_pads_the_tail() -> None:
     model = PointWallModel(wall=False)
     start, goal = task(model, (-0.3, 0.0), (0.3, 0.0))

@@ -12,7 +12,9 @@ Gaussian noise (``state_noise``). Every ``sync_every`` iterations a short serial
 optimiser's moments are reset. Choices the paper leaves open, made here: virtual states start on
 the straight line s_0 -> g (or the previous plan's, when warm-started), actions start at zero,
 bounds are kept by projection, and a population of plans with independent noise is optimised at
-once, the best picked by true rollout cost.
+once, the best picked by true rollout cost. ``anneal`` is the authors' optional schedule: the
+goal weight and the noise fall linearly to zero within each sync period, so each period starts
+goal-seeking and exploratory and ends fitting the dynamics.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class GraspConfig(PlannerConfig):
     population: int = knob(4, "plans optimised in parallel, best kept", low=1, high=4096)
     stop_grad: bool = knob(True, "cut the gradient through the model's state input")
     init: str = knob("interpolate", "initial virtual states", choices=("interpolate", "rollout"))
+    anneal: bool = knob(
+        False, "decay goal_weight and state_noise linearly to 0 within each sync period"
+    )
 
 
 @dataclass(kw_only=True)
@@ -62,6 +67,7 @@ class _State(PlanState):
     virtual: torch.Tensor  # [P, T-1, *L], leaf
     opt: torch.optim.Optimizer
     gen: torch.Generator
+    scale: float = 1.0  # anneal's factor on goal_weight and state_noise this iteration
 
 
 class GraspPlanner(Planner):
@@ -108,10 +114,12 @@ class GraspPlanner(Planner):
         dyn = latent_mse(pred, states[:, 1:], 2).sum()
         if self.config.goal_weight == 0:
             return dyn
-        return dyn + self.config.goal_weight * latent_mse(pred, st.goal, 2).sum()
+        return dyn + self.config.goal_weight * st.scale * latent_mse(pred, st.goal, 2).sum()
 
     def _step(self, st: _State, it: int) -> None:
         cfg = self.config
+        if cfg.anneal and cfg.sync_every:
+            st.scale = 1.0 - (it % cfg.sync_every) / cfg.sync_every
         st.opt.zero_grad(set_to_none=True)
         self.loss(st).backward()
         st.opt.step()
@@ -119,7 +127,7 @@ class GraspPlanner(Planner):
             self.clamp_actions(st.actions)
             if cfg.state_noise > 0 and st.virtual.numel():
                 noise = torch.randn(st.virtual.shape, generator=st.gen, device=st.virtual.device)
-                st.virtual.add_(noise, alpha=cfg.state_noise)
+                st.virtual.add_(noise, alpha=cfg.state_noise * st.scale)
         if cfg.sync_every and (it + 1) % cfg.sync_every == 0 and cfg.sync_steps:
             self._sync(st)
 

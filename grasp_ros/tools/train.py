@@ -1,15 +1,19 @@
 """grasp-ros-train: collect data in a reference world, train a world model, evaluate, ship.
 
-Training has two stages, both on random-exploration data from :func:`random_rollouts`:
+Training has three stages:
 
-1. Representation: encoder, decoder and position head on single frames. Besides
-   reconstruction, a geometry loss makes latent distance track ground-truth state distance
-   (``mean((z_i - z_j)^2) ~ |s_i - s_j|^2`` with ``s`` in arena units), so the planners'
-   latent MSE to the goal falls smoothly as the agent approaches it; the position head is
-   supervised by the true position.
-2. Dynamics: encoder frozen, every frame encoded once, then the residual MLP is trained on
-   ``--rollout-steps``-step open-loop rollouts in latent space (planners roll it out tens of
-   steps, so one-step accuracy is not enough).
+1. Representation: encoder, decoder and position head on single frames of random exploration
+   (:func:`random_rollouts`, a share of it standing still). Besides reconstruction, a geometry
+   loss makes latent distance track ground-truth state distance (``mean((z_i - z_j)^2) ~
+   |s_i - s_j|^2`` with ``s`` in arena units), so the planners' latent MSE to the goal falls
+   smoothly as the agent approaches it; the position head is supervised by the true position.
+2. Dynamics: encoder frozen, every frame encoded once, then the (action-gated) residual MLP is
+   trained on ``--rollout-steps``-step open-loop rollouts in latent space (planners roll it out
+   50-80 steps, so one-step accuracy is not enough), with the gradient norm clipped.
+3. Planner rounds (:mod:`grasp_ros.tools.planner_data`): GRASP, GD and CEM plan sampled tasks
+   in the current model, the plans run in the true world, and the dynamics keeps training on a
+   mix of those episodes and the random ones. Planners seek out the model's errors (a leaky
+   wall is a shortcut); this puts data exactly there.
 
 The run ends with a held-out evaluation, a weights-only checkpoint ``ENV.pt`` and a model card
 ``ENV.md``. Progress is saved atomically to ``ENV.train.pt`` every ``SAVE_EVERY`` steps, so an
@@ -224,8 +228,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("env", choices=sorted(ENVS), help="reference world to train in")
     p.add_argument("--out", type=Path, default=Path("out/models"), help="output folder")
     p.add_argument("--seed", type=int, default=0, help="seed for data, init and batches")
-    p.add_argument("--episodes", type=int, default=3000, help="training episodes")
-    p.add_argument("--episode-length", type=int, default=32, help="steps per episode")
+    p.add_argument("--episodes", type=int, default=1500, help="training episodes")
+    p.add_argument("--episode-length", type=int, default=64, help="steps per episode")
     p.add_argument("--eval-episodes", type=int, default=300, help="held-out episodes")
     p.add_argument(
         "--representation-steps",
@@ -233,10 +237,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=5000,
         help="stage 1 (encoder, decoder, position head) iterations",
     )
-    p.add_argument("--dynamics-steps", type=int, default=8000, help="stage 2 iterations")
+    p.add_argument("--dynamics-steps", type=int, default=6000, help="stage 2 iterations")
     p.add_argument("--batch-size", type=int, default=64, help="stage 1 frame pairs per step")
     p.add_argument("--rollout-batch-size", type=int, default=96, help="stage 2 rollouts per step")
-    p.add_argument("--rollout-steps", type=int, default=24, help="stage 2 rollout length")
+    p.add_argument("--rollout-steps", type=int, default=48, help="stage 2 rollout length")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine decay)")
     p.add_argument("--latent-dim", type=int, default=64, help="latent vector size")
     p.add_argument("--hidden-dim", type=int, default=256, help="dynamics MLP width")
@@ -591,7 +595,7 @@ def model_card(training: dict[str, Any], m: dict[str, float]) -> str:
     frames = t["episodes"] * (t["episode_length"] + 1)
     card = f"""# Reference world model: `{env}`
 
-Trained by `grasp-ros-train {env} --seed {t["seed"]}` (grasp_ros.tools.train) in
+Trained by `{_command(t)}` (grasp_ros.tools.train) in
 {m["train_seconds"] / 60:.1f} min on a shared 2-core CPU ({t["threads"]} torch thread).
 Load it with `grasp_ros.models.load_world_model('{env}')`; `env_for_model(model)` builds the
 matching environment.
@@ -599,7 +603,8 @@ matching environment.
 ## Model
 `ReferenceWorldModel`: {t["image_size"]}x{t["image_size"]} RGB image -> {t["latent_dim"]}-d
 latent (CNN at 32x32), residual MLP dynamics `z' = z + f([z, a])` (3 x {t["hidden_dim"]}, SiLU{
-    ", action-gated: f = M(z, a) a, exactly still at a = 0" if t.get("action_gated") else ""}),
+        ", action-gated: f = M(z, a) a, exactly still at a = 0" if t.get("action_gated") else ""
+    }),
 transposed-CNN decoder, position head `project()` returning `(x, y, 0)` in world units (64-unit
 arena, x = image column, y = image row).
 
@@ -611,10 +616,9 @@ a random number of steps with switch probability 0.15), seed {t["seed"]}. Held o
 {t["eval_episodes"]} episodes from seed {t["seed"] + 10_000}.
 
 ## Training
-1. Representation, {t["representation_steps"]} steps of {2 * t["batch_size"]} frames:
-   reconstruction (BCE, dot pixels x{DOT_WEIGHT:g}) + position head + geometry loss
-   (latent RMS distance matched to state distance in arena units).
-2. Dynamics, {t["dynamics_steps"]} steps of {t["rollout_batch_size"]} open-loop rollouts of
+{_representation_text(t)}2. Dynamics, {t["dynamics_steps"]} steps of {
+        t["rollout_batch_size"]
+    } open-loop rollouts of
    {t["rollout_steps"]} steps on frozen latents.
 {_planner_rounds_text(t)}Final training rollout MSE: {m["final_rollout_loss"]:.2e}.{_init_text(t)}
 
@@ -667,6 +671,21 @@ loop in the true environment (success: final position within the success radius)
     return card
 
 
+def _command(t: dict[str, Any]) -> str:
+    """The command line that trains this model: the arguments that differ from the defaults."""
+    defaults = vars(parse_args([t["env"]]))
+    words = [f"grasp-ros-train {t['env']}", f"--seed {t['seed']}"]
+    for key, value in t.items():
+        if key in ("env", "seed", "out", "resume") or defaults.get(key) == value:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag[2:])
+        else:
+            words.append(f"{flag} {value}")
+    return " ".join(words)
+
+
 def _planner_rounds_text(t: dict[str, Any]) -> str:
     rounds = t.get("planner_rounds", 0)
     if not rounds:
@@ -680,10 +699,23 @@ def _planner_rounds_text(t: dict[str, Any]) -> str:
     )
 
 
+def _representation_text(t: dict[str, Any]) -> str:
+    if t["representation_steps"] == 0 and t.get("init"):
+        return (
+            f"1. Representation: encoder, decoder and position head taken unchanged from "
+            f"`{t['init']}` (`--init`; see that model's card for how they were trained).\n"
+        )
+    return (
+        f"1. Representation, {t['representation_steps']} steps of {2 * t['batch_size']} "
+        f"frames:\n   reconstruction (BCE, dot pixels x{DOT_WEIGHT:g}) + position head + "
+        f"geometry loss\n   (latent RMS distance matched to state distance in arena units).\n"
+    )
+
+
 def _init_text(t: dict[str, Any]) -> str:
-    if not t.get("init"):
+    if not t.get("init") or t["representation_steps"] == 0:
         return ""
-    return f"\nInitial weights: `{Path(t['init']).name}` (`--init`)."
+    return f"\nInitial weights: `{t['init']}` (`--init`)."
 
 
 def _fidelity_rows(m: dict[str, float]) -> str:

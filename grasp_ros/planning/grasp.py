@@ -9,11 +9,15 @@ observation) and s_T = g (the goal) are fixed. With sg(.) the stop-gradient, the
 population x time. Actions take a deterministic Adam step; virtual states take an Adam step plus
 Gaussian noise (``state_noise``). Every ``sync_every`` iterations a short serial phase takes
 ``sync_steps`` Adam steps on the true terminal loss ||F^T(s_0, a) - g||^2 and the main
-optimiser's moments are reset. Choices the paper leaves open, made here: virtual states start on
-the straight line s_0 -> g (or the previous plan's, when warm-started), actions start at zero,
-bounds are kept by projection, and a population of plans with independent noise is optimised at
-once, the best picked by true rollout cost. ``anneal`` is the authors' optional schedule: the
-goal weight and the noise fall linearly to zero within each sync period, so each period starts
+optimiser's moments are reset. Choices the paper leaves open, made here: a population of plans
+with independent noise is optimised at once, the best picked by true rollout cost; on a cold
+start one member starts on the straight line s_0 -> g with zero actions and the others on the
+model rollouts of the best of a few hundred random piecewise-constant plans (``init='sample'``),
+so the population starts in several basins: the straight line runs into walls, and a
+gradient planner stays in the basin it starts in (the Wall world's long detours through the door
+were found by no straight-line start). A warm start starts every member from the previous plan.
+Bounds are kept by projection. ``anneal`` is the authors' optional schedule: the goal weight and
+the noise fall linearly to zero within each sync period, so each period starts
 goal-seeking and exploratory and ends fitting the dynamics.
 """
 
@@ -53,9 +57,14 @@ class GraspConfig(PlannerConfig):
         10, "gradient steps on the true terminal loss per sync", low=0, high=1000
     )
     sync_lr: float = knob(0.05, "Adam step size during sync", low=0.0, high=10.0)
-    population: int = knob(4, "plans optimised in parallel, best kept", low=1, high=4096)
+    population: int = knob(8, "plans optimised in parallel, best kept", low=1, high=4096)
     stop_grad: bool = knob(True, "cut the gradient through the model's state input")
-    init: str = knob("interpolate", "initial virtual states", choices=("interpolate", "rollout"))
+    init: str = knob(
+        "sample", "initial virtual states", choices=("interpolate", "rollout", "sample")
+    )
+    init_samples: int = knob(
+        256, "init 'sample': random piecewise-constant plans rolled out", low=1, high=100000
+    )
     anneal: bool = knob(
         False, "decay goal_weight and state_noise linearly to 0 within each sync period"
     )
@@ -84,12 +93,13 @@ class GraspPlanner(Planner):
             virtual = warm.states[1:horizon].expand(pop, *warm.states[1:horizon].shape).clone()
         else:
             actions = torch.zeros(pop, horizon, self.action_dim, device=s0.device)
+            line = interpolate(s0, goal, horizon)[1:horizon]
+            virtual = line.expand(pop, *line.shape).clone()
             if cfg.init == "rollout":
                 with torch.no_grad():
                     virtual = self.rollout(s0.expand(pop, *s0.shape), actions)[:, 1:horizon]
-            else:
-                line = interpolate(s0, goal, horizon)[1:horizon]
-                virtual = line.expand(pop, *line.shape).clone()
+            elif cfg.init == "sample" and pop > 1:
+                actions[1:], virtual[1:] = self._sampled_starts(s0, goal, pop - 1)
         self.clamp_actions(actions)
         actions.requires_grad_(True)
         virtual.requires_grad_(True)
@@ -99,6 +109,37 @@ class GraspPlanner(Planner):
         return _State(
             s0=s0, goal=goal, actions=actions, virtual=virtual, opt=opt, gen=self.generator()
         )
+
+    @torch.no_grad()
+    def _sampled_starts(
+        self, s0: torch.Tensor, goal: torch.Tensor, n: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``n`` best of ``init_samples`` random plans: actions and rollout states.
+
+        Each random plan holds three random actions in turn (switch times uniform), so it
+        travels: the population starts in several basins (a detour through a door, say) instead
+        of all on the straight line to the goal, which runs into whatever lies between. Costs
+        ``horizon`` serial model calls of batch ``init_samples``.
+        """
+        k, horizon, gen = self.config.init_samples, self.horizon, self.generator()
+        low = getattr(self.model, "action_low", None)
+        high = getattr(self.model, "action_high", None)
+        shape = (k, 3, self.action_dim)
+        if low is not None and high is not None:
+            u = torch.rand(shape, generator=gen, device=s0.device)
+            segments = low + u * (high - low)
+        else:
+            segments = torch.randn(shape, generator=gen, device=s0.device)
+        cuts = torch.rand(k, 2, generator=gen, device=s0.device).sort(1).values * horizon
+        t = torch.arange(horizon, device=s0.device)
+        which = (t[None, :] >= cuts[:, :1]).long() + (t[None, :] >= cuts[:, 1:]).long()
+        actions = self.clamp_actions(
+            torch.gather(segments, 1, which[..., None].expand(-1, -1, self.action_dim))
+        )
+        roll = self.rollout(s0.expand(k, *s0.shape), actions)
+        best = latent_mse(roll[:, -1], goal, 1).topk(min(n, k), largest=False).indices
+        best = best[torch.arange(n, device=s0.device) % len(best)]
+        return actions[best], roll[best, 1:horizon]
 
     def _states(self, st: _State) -> torch.Tensor:
         """Full state sequence ``[P, T+1, *L]``: s_0, the virtual states, then the goal."""

@@ -36,6 +36,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "grasp-nostopgrad": {"stop_grad": False},
     "grasp-nogoal": {"goal_weight": 0.0},
     "grasp-nosync": {"sync_every": 0},
+    # No sampled starts: every member on the straight line s_0 -> g (grasp_ros's first default).
+    "grasp-line": {"init": "interpolate", "population": 4},
 }
 BENCH_PLANNERS = (*sorted(PLANNERS, key=("grasp", "gd", "cem", "collocation").index), *ABLATIONS)
 

@@ -140,6 +140,30 @@ def test_anneal_decays_goal_weight_and_noise_within_each_sync_period() -> None:
     assert full == pytest.approx(0.75 * dyn_only.loss(st).item() + 0.25 * planner.loss(st).item())
 
 
+def test_sampled_starts_are_the_best_random_plans_and_seed_grasp_and_gd() -> None:
+    model = PointWallModel()
+    start, goal = task(model, (-0.6, 0.5), (0.6, 0.5))  # the door is at y = 0: a detour
+    planner = GraspPlanner(model, 30, population=5, init_samples=64, sync_every=0)
+    actions, roll = planner.sampled_starts(start, goal, 4, 64)
+    assert actions.shape == (4, 30, 2) and roll.shape == (4, 31, 32)
+    assert actions.abs().max() <= 1
+    assert (actions[:, 1:] != actions[:, :-1]).any(-1).sum(1).max() <= 2  # three held actions
+    torch.testing.assert_close(roll, planner.rollout(start.expand(4, -1), actions))
+    costs = ((roll[:, -1] - goal) ** 2).mean(-1)
+    assert torch.all(costs[:-1] <= costs[1:])  # best first
+    zero_cost = ((planner.rollout(start[None], torch.zeros(1, 30, 2))[0, -1] - goal) ** 2).mean()
+    assert costs[0] < zero_cost  # 64 random plans beat standing still on this task
+    again, _ = planner.sampled_starts(start, goal, 4, 64)
+    assert torch.equal(again, actions)  # seeded
+    st = planner._init(start, goal, None)
+    assert (st.actions[0] == 0).all()  # member 0: zero actions on the straight line
+    torch.testing.assert_close(st.actions[1:], actions)
+    torch.testing.assert_close(st.virtual[1:], roll[:, 1:30])
+    gd = make_planner("gd", model, 30, init="sample", init_samples=64)
+    torch.testing.assert_close(gd._init(start, goal, None).actions[0], actions[0])
+    assert (make_planner("gd", model, 30)._init(start, goal, None).actions == 0).all()
+
+
 def test_shift_drops_executed_steps_and_pads_the_tail() -> None:
     model = PointWallModel(wall=False)
     start, goal = task(model, (-0.3, 0.0), (0.3, 0.0))

@@ -255,6 +255,36 @@ class Planner(abc.ABC):
             states.append(self.step_model(states[-1], actions[:, t]))
         return torch.stack(states, 1)
 
+    @torch.no_grad()
+    def sampled_starts(
+        self, s0: torch.Tensor, goal: torch.Tensor, n: int, samples: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``n`` best of ``samples`` random plans: actions ``[n, T, A]``, rollouts.
+
+        Each random plan holds three random actions in turn (switch times uniform), so it
+        travels: gradient planners started from the best few begin in several basins (a detour
+        through a door, say) instead of only on the way straight to the goal, which runs into
+        whatever lies between, and they stay in the basin they start in. Costs ``horizon``
+        serial model calls of batch ``samples``.
+        """
+        horizon, gen = self.horizon, self.generator()
+        low = getattr(self.model, "action_low", None)
+        high = getattr(self.model, "action_high", None)
+        shape = (samples, 3, self.action_dim)
+        if low is not None and high is not None:
+            segments = low + torch.rand(shape, generator=gen, device=s0.device) * (high - low)
+        else:
+            segments = torch.randn(shape, generator=gen, device=s0.device)
+        cuts = torch.rand(samples, 2, generator=gen, device=s0.device).sort(1).values * horizon
+        t = torch.arange(horizon, device=s0.device)
+        which = (t[None, :] >= cuts[:, :1]).long() + (t[None, :] >= cuts[:, 1:]).long()
+        actions = torch.gather(segments, 1, which[..., None].expand(-1, -1, self.action_dim))
+        self.clamp_actions(actions)
+        roll = self.rollout(s0.expand(samples, *s0.shape), actions)
+        best = latent_mse(roll[:, -1], goal, 1).topk(min(n, samples), largest=False).indices
+        best = best[torch.arange(n, device=s0.device) % len(best)]
+        return actions[best], roll[best]
+
     def clamp_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Project actions onto the model's bounds, in place."""
         low = getattr(self.model, "action_low", None)

@@ -19,6 +19,14 @@ class GDConfig(PlannerConfig):
     """GD settings."""
 
     lr: float = knob(0.05, "Adam step size for actions", low=0.0, high=10.0)
+    init: str = knob(
+        "zero",
+        "cold-start actions: zeros (the paper's baseline) or the best random plan",
+        choices=("zero", "sample"),
+    )
+    init_samples: int = knob(
+        256, "init 'sample': random piecewise-constant plans rolled out", low=1, high=100000
+    )
 
 
 @dataclass(kw_only=True)
@@ -37,6 +45,8 @@ class GDPlanner(Planner):
     def _init(self, s0: torch.Tensor, goal: torch.Tensor, warm: Plan | None) -> _State:
         if warm is not None:
             actions = warm.actions[None].clone()
+        elif self.config.init == "sample":
+            actions = self.sampled_starts(s0, goal, 1, self.config.init_samples)[0]
         else:
             actions = torch.zeros(1, self.horizon, self.action_dim, device=s0.device)
         self.clamp_actions(actions).requires_grad_(True)

@@ -99,7 +99,8 @@ class GraspPlanner(Planner):
                 with torch.no_grad():
                     virtual = self.rollout(s0.expand(pop, *s0.shape), actions)[:, 1:horizon]
             elif cfg.init == "sample" and pop > 1:
-                actions[1:], virtual[1:] = self._sampled_starts(s0, goal, pop - 1)
+                actions[1:], roll = self.sampled_starts(s0, goal, pop - 1, cfg.init_samples)
+                virtual[1:] = roll[:, 1:horizon]
         self.clamp_actions(actions)
         actions.requires_grad_(True)
         virtual.requires_grad_(True)
@@ -109,37 +110,6 @@ class GraspPlanner(Planner):
         return _State(
             s0=s0, goal=goal, actions=actions, virtual=virtual, opt=opt, gen=self.generator()
         )
-
-    @torch.no_grad()
-    def _sampled_starts(
-        self, s0: torch.Tensor, goal: torch.Tensor, n: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``n`` best of ``init_samples`` random plans: actions and rollout states.
-
-        Each random plan holds three random actions in turn (switch times uniform), so it
-        travels: the population starts in several basins (a detour through a door, say) instead
-        of all on the straight line to the goal, which runs into whatever lies between. Costs
-        ``horizon`` serial model calls of batch ``init_samples``.
-        """
-        k, horizon, gen = self.config.init_samples, self.horizon, self.generator()
-        low = getattr(self.model, "action_low", None)
-        high = getattr(self.model, "action_high", None)
-        shape = (k, 3, self.action_dim)
-        if low is not None and high is not None:
-            u = torch.rand(shape, generator=gen, device=s0.device)
-            segments = low + u * (high - low)
-        else:
-            segments = torch.randn(shape, generator=gen, device=s0.device)
-        cuts = torch.rand(k, 2, generator=gen, device=s0.device).sort(1).values * horizon
-        t = torch.arange(horizon, device=s0.device)
-        which = (t[None, :] >= cuts[:, :1]).long() + (t[None, :] >= cuts[:, 1:]).long()
-        actions = self.clamp_actions(
-            torch.gather(segments, 1, which[..., None].expand(-1, -1, self.action_dim))
-        )
-        roll = self.rollout(s0.expand(k, *s0.shape), actions)
-        best = latent_mse(roll[:, -1], goal, 1).topk(min(n, k), largest=False).indices
-        best = best[torch.arange(n, device=s0.device) % len(best)]
-        return actions[best], roll[best, 1:horizon]
 
     def _states(self, st: _State) -> torch.Tensor:
         """Full state sequence ``[P, T+1, *L]``: s_0, the virtual states, then the goal."""

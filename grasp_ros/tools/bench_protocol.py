@@ -39,7 +39,14 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     # No sampled starts: every member on the straight line s_0 -> g (grasp_ros's first default).
     "grasp-line": {"init": "interpolate", "population": 4},
 }
-BENCH_PLANNERS = (*sorted(PLANNERS, key=("grasp", "gd", "cem", "collocation").index), *ABLATIONS)
+#: Baseline variants: GD started from the same sampled plans as GRASP, to separate the start
+#: from the optimiser.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {"gd-sample": ("gd", {"init": "sample"})}
+BENCH_PLANNERS = (
+    *sorted(PLANNERS, key=("grasp", "gd", "cem", "collocation").index),
+    *ABLATIONS,
+    *VARIANTS,
+)
 
 #: Iterations timed per planner for the per-iteration cost: whole GRASP sync cycles (2 x 50),
 #: and enough iterations of the serial planners that one run lasts well over a timer tick.
@@ -52,6 +59,9 @@ def planner_spec(name: str) -> tuple[str, dict[str, Any]]:
         return name, {}
     if name in ABLATIONS:
         return "grasp", dict(ABLATIONS[name])
+    if name in VARIANTS:
+        base, overrides = VARIANTS[name]
+        return base, dict(overrides)
     raise ValueError(f"unknown planner {name!r}; choose from {', '.join(BENCH_PLANNERS)}")
 
 

@@ -34,13 +34,14 @@ from .base import Plan, Planner, PlannerConfig, PlanState, interpolate, knob, la
 class GraspConfig(PlannerConfig):
     """GRASP settings.
 
-    Defaults follow the authors' public solver (``le-wm-grasp``) except the step sizes: Adam
-    moves every element by about ``lr`` per iteration whatever the gradient's size, so
-    ``state_lr`` is in latent units. The authors' 0.1 suits DINOv2 features; on unit-scale
-    latents (the shipped models and the analytic tests) it makes the virtual states wander off
-    the data, and a sweep over door, ill-conditioned and long open-field tasks picked
-    ``state_lr=0.01, action_lr=0.1`` (actions in [-1, 1]). Rescale ``state_lr`` and
-    ``state_noise`` with your model's latent scale.
+    Defaults follow the authors' public solver (``le-wm-grasp``) except the start (a population
+    of 8 from sampled plans, see the module docstring; theirs is ``init='interpolate',
+    population=1``) and the step sizes: Adam moves every element by about ``lr`` per iteration
+    whatever the gradient's size, so ``state_lr`` is in latent units. The authors' 0.1 suits
+    DINOv2 features; on unit-scale latents (the shipped models and the analytic tests) it makes
+    the virtual states wander off the data, and a sweep over door, ill-conditioned and long
+    open-field tasks picked ``state_lr=0.01, action_lr=0.1`` (actions in [-1, 1]). Rescale
+    ``state_lr`` and ``state_noise`` with your model's latent scale.
     """
 
     iterations: int = knob(300, "iteration cap per plan call", low=0, high=100000)

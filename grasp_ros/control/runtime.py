@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from grasp_ros.control import params as P
+from grasp_ros.models.base import to_tensor
 from grasp_ros.planning import Plan, Planner, make_planner
 from grasp_ros.planning.base import latent_mse
 
@@ -313,9 +314,7 @@ class PlannerRuntime:
                 import cv2
 
                 image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
-        x = x.permute(2, 0, 1)[None].float() / 255.0
-        latent = self.model.encode(x)[0]
+        latent = self.model.encode(to_tensor(image[None], self.device))[0]
         if not torch.isfinite(latent).all():
             raise ValueError("the encoder returned non-finite latents (NaN or inf)")
         return latent

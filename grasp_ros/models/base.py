@@ -13,9 +13,12 @@ import torch
 from torch import nn
 
 
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 images ``[..., H, W, 3]`` as the contract's floats ``[..., 3, H, W]`` in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255)
+def to_tensor(images: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+    """uint8 images ``[..., H, W, 3]`` as the contract's floats ``[..., 3, H, W]`` in [0, 1].
+
+    The bytes move to ``device`` before the conversion: a quarter of the float32 traffic.
+    """
+    t = torch.from_numpy(np.ascontiguousarray(images)).to(device).float().div_(255)
     return t.movedim(-1, -3)
 
 

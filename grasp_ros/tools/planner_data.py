@@ -73,8 +73,8 @@ def planner_episodes(
         noisy = plan + rng.normal(0.0, action_noise, size=plan.shape)
         actions[i, :horizon] = np.clip(noisy, low, high)
         states[i, 0] = task.start_state
-        for t in range(length):
-            states[i, t + 1] = env.step_states(states[i, t][None], actions[i, t][None])[0]
+    for t in range(length):  # every episode at once: the world steps batches
+        states[:, t + 1] = env.step_states(states[:, t], actions[:, t])
     return {
         "states": torch.from_numpy(states).float(),
         "actions": torch.from_numpy(actions),

@@ -28,7 +28,6 @@ from torch import nn
 from grasp_ros.control import params as P
 from grasp_ros.models.base import to_tensor
 from grasp_ros.planning import Plan, Planner, make_planner
-from grasp_ros.planning.base import latent_mse
 
 
 class Status(enum.IntEnum):
@@ -255,10 +254,11 @@ class PlannerRuntime:
         if self._goal is None:
             return self.stop_command(now, Status.NO_GOAL, "no goal received yet", age)
         start, goal = self._encode()
-        distance = float(latent_mse(start, goal, 0))
+        objective = self.planner.objective
+        distance = float(objective.terminal(start, goal))
         if distance < self.params["goal_threshold"]:
             self._warm = None
-            msg = f"goal reached: latent MSE {distance:.4g} < {self.params['goal_threshold']}"
+            msg = f"goal reached: {objective.name} {distance:.4g} < {self.params['goal_threshold']}"
             cmd = self.stop_command(now, Status.GOAL_REACHED, msg, age)
             cmd.cost = distance
             return cmd

@@ -2,7 +2,7 @@
 
 Planners differ only where the algorithms differ (DINO-WM's planning/ layout): each subclass
 says how it initialises (`_init`), what one iteration does (`_step`) and how it picks its answer
-(`_finish`); this module owns the budget (iteration cap and wall-clock deadline), best-so-far
+(`_candidates`); this module owns the budget (iteration cap and wall-clock deadline), best-so-far
 bookkeeping, the serial rollout and the checks that turn bad input into a clear error.
 """
 
@@ -19,6 +19,8 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from .objectives import Objective, objective_for
 
 PAD_MODES = ("zero", "last")
 
@@ -56,12 +58,6 @@ def validate_config(config: Any) -> None:
             raise ValueError(f"{f.name}={value} is outside its range [{low}, {high}]")
 
 
-def latent_mse(a: torch.Tensor, b: torch.Tensor, batch_dims: int) -> torch.Tensor:
-    """Squared error averaged over latent elements, so costs do not scale with latent size."""
-    dims = tuple(range(batch_dims, a.dim()))
-    return (a - b).pow(2).mean(dims) if dims else (a - b).pow(2)
-
-
 @dataclass
 class Plan:
     """A planned action sequence and what the planner believes will happen.
@@ -71,7 +67,7 @@ class Plan:
         states: ``[T+1, *latent]``: GRASP/collocation virtual states with s_0 and the goal at
             the ends; for serial planners (GD, CEM) their rollout.
         rollout: ``[T+1, *latent]`` serial rollout of ``actions`` from s_0 through the model.
-        cost: MSE of ``rollout[-1]`` against the goal, averaged over latent elements.
+        cost: the objective's terminal cost of ``rollout[-1]`` (latent MSE by default).
         iterations: optimisation iterations run.
         solve_time: wall-clock seconds spent in ``plan``.
         planner: name of the planner that made it.
@@ -183,14 +179,20 @@ def _load_optimizer_code() -> None:
 
 
 class Planner(abc.ABC):
-    """Base class: ``Cls(model, horizon, **config)`` then ``plan(start, goal, ...)``."""
+    """Base class: ``Cls(model, horizon, **config)`` then ``plan(start, goal, ...)``.
+
+    ``objective`` is the goal cost every candidate is scored with (default: the model's own,
+    else latent MSE; see :mod:`grasp_ros.planning.objectives`).
+    """
 
     name: ClassVar[str]
     Config: ClassVar[type]
     #: Whether ``plan`` builds torch optimizers (GRASP, GD, collocation; not CEM).
     uses_optimizer: ClassVar[bool] = True
 
-    def __init__(self, model: nn.Module, horizon: int, **config: Any) -> None:
+    def __init__(
+        self, model: nn.Module, horizon: int, objective: Objective | None = None, **config: Any
+    ) -> None:
         if int(horizon) != horizon or horizon < 1:
             raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
         try:
@@ -205,6 +207,7 @@ class Planner(abc.ABC):
         if self.uses_optimizer:
             _load_optimizer_code()
         self.model = model
+        self.objective = objective_for(model) if objective is None else objective
         self.horizon = int(horizon)
         self.latent_shape = tuple(int(d) for d in model.latent_shape)
         self.action_dim = int(model.action_dim)
@@ -281,7 +284,8 @@ class Planner(abc.ABC):
         actions = torch.gather(segments, 1, which[..., None].expand(-1, -1, self.action_dim))
         self.clamp_actions(actions)
         roll = self.rollout(s0.expand(samples, *s0.shape), actions)
-        best = latent_mse(roll[:, -1], goal, 1).topk(min(n, samples), largest=False).indices
+        costs = self.objective.terminal(roll[:, -1], goal)
+        best = costs.topk(min(n, samples), largest=False).indices
         best = best[torch.arange(n, device=s0.device) % len(best)]
         return actions[best], roll[best]
 
@@ -365,9 +369,8 @@ class Planner(abc.ABC):
     def _result(self, st: Any, s0: torch.Tensor, g: torch.Tensor, it: int, t0: float) -> Plan:
         actions, states = self._candidates(st)
         roll = self.rollout(s0.expand(actions.shape[0], *s0.shape), actions)
-        self.offer(
-            st, actions, states if states is not None else roll, latent_mse(roll[:, -1], g, 1)
-        )
+        costs = self.objective.terminal(roll[:, -1], g)
+        self.offer(st, actions, states if states is not None else roll, costs)
         best: _Best = st.best
         same = [i for i in range(actions.shape[0]) if torch.equal(actions[i], best.actions)]
         if same:  # the best is a current candidate: its rollout was just computed
@@ -383,7 +386,7 @@ class Planner(abc.ABC):
             actions=best.actions.clone(),
             states=best.states.clone(),
             rollout=rollout,
-            cost=float(latent_mse(rollout[-1], g, 0)),
+            cost=float(self.objective.terminal(rollout[-1], g)),
             iterations=it,
             solve_time=time.perf_counter() - t0,
             planner=self.name,

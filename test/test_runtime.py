@@ -59,7 +59,8 @@ def test_warm_start_is_shifted_by_the_steps_executed(world) -> None:
     rt.on_goal(image(model, (0.4, -0.1)), 0.0)
     first = rt.tick(0.0)
     assert first.status is Status.OK and not first.plan.warm_started
-    rt.set_params({"iterations": 0})  # plan = the warm start itself, so the shift is visible
+    # plan = the warm start itself (no iterations, no other members): the shift is visible
+    rt.set_params({"iterations": 0, "grasp.reseed": 0, "grasp.population": 1})
     rt.on_image(image(model, (-0.35, 0.1)), 0.1)
     second = rt.tick(0.1)
     assert second.plan.warm_started

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from grasp_ros.planning import PLANNERS
+from grasp_ros.planning import OBJECTIVES, PLANNERS
 from grasp_ros.planning.base import PAD_MODES
 
 # Planner knobs the runtime sets itself: the seed is global and iterations come from the budget.
@@ -123,6 +123,24 @@ _BASE = (
         high=1000,
         rebuilds_planner=True,
     ),
+    _p(
+        "objective",
+        str,
+        "auto",
+        "goal cost: 'latent_mse' (the paper's), 'cost_to_go' (latent MSE plus the model's "
+        "learned steps-to-goal head) or 'auto' (cost_to_go when the model has the head)",
+        choices=OBJECTIVES,
+        rebuilds_planner=True,
+    ),
+    _p(
+        "cost_to_go_weight",
+        float,
+        1.0,
+        "weight of the learned cost-to-go in the 'cost_to_go' objective (0: latent MSE only)",
+        low=0.0,
+        high=1000.0,
+        rebuilds_planner=True,
+    ),
     _p("control_rate", float, 10.0, "control ticks per second (Hz)", low=0.1, high=1000.0),
     _p(
         "image_timeout",
@@ -192,6 +210,32 @@ _BASE = (
         high=1e6,
     ),
     _p("warm_start", bool, True, "start each tick from the previous plan, shifted"),
+    _p(
+        "stall_ticks",
+        int,
+        10,
+        "plan cold (fresh sampled starts) after this many ticks without progress or while "
+        "blocked (0: never)",
+        low=0,
+        high=100000,
+    ),
+    _p(
+        "stall_progress",
+        float,
+        0.02,
+        "fall in the cost of the current observation (fraction of its best) that counts as "
+        "progress",
+        low=0.0,
+        high=1.0,
+    ),
+    _p(
+        "stall_motion",
+        float,
+        0.25,
+        "observed motion below this fraction of the plan's predicted first step counts as blocked",
+        low=0.0,
+        high=10.0,
+    ),
     _p(
         "warm_start_pad",
         str,

@@ -26,8 +26,9 @@ import torch
 from torch import nn
 
 from grasp_ros.control import params as P
+from grasp_ros.control.stall import StallDetector
 from grasp_ros.models.base import to_tensor
-from grasp_ros.planning import Plan, Planner, make_planner
+from grasp_ros.planning import Plan, Planner, make_objective, make_planner
 
 
 class Status(enum.IntEnum):
@@ -131,6 +132,8 @@ class PlannerRuntime:
         self._warm_stamp = 0.0
         self._safety = 1.0
         self._tick = 0
+        self._stall = StallDetector()
+        self._last_latent: torch.Tensor | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> PlannerRuntime:
@@ -216,11 +219,13 @@ class PlannerRuntime:
             self._goal = latent
         self._goal_latent = None
         self._warm = None
+        self._stall.reset()
 
     def reset(self) -> None:
         """Drop the warm start and the statistics (the ROS node's ``~/reset`` service)."""
         self._warm = None
         self._safety = 1.0
+        self._stall.reset()
         self.stats = RuntimeStats()
 
     # -- the control tick -------------------------------------------------------------------
@@ -253,6 +258,7 @@ class PlannerRuntime:
             return self.stop_command(now, Status.STALE_IMAGE, msg, age)
         if self._goal is None:
             return self.stop_command(now, Status.NO_GOAL, "no goal received yet", age)
+        fresh = self._image_fresh
         start, goal = self._encode()
         objective = self.planner.objective
         distance = float(objective.terminal(start, goal))
@@ -262,8 +268,11 @@ class PlannerRuntime:
             cmd = self.stop_command(now, Status.GOAL_REACHED, msg, age)
             cmd.cost = distance
             return cmd
-        warm = None
-        if self._warm is not None and self.params["warm_start"]:
+        stalled = self._stalled(start, distance, fresh)
+        warm, message = None, ""
+        if stalled:
+            message = "no progress: planned afresh from sampled starts"
+        elif self._warm is not None and self.params["warm_start"]:
             steps = max(0, round((now - self._warm_stamp) / self.period))
             warm = self._warm.shift(steps, pad=self.params["warm_start_pad"])
         iters, deadline = self._budget(warm is not None, t0)
@@ -276,7 +285,7 @@ class PlannerRuntime:
             plan=plan,
             solve_time=plan.solve_time,
             actions=actions,
-            message="",
+            message=message,
             tick=self._tick,
             stamp=now,
             dt=self.period,
@@ -284,6 +293,23 @@ class PlannerRuntime:
             cost=plan.cost,
             image_age=age,
         )
+
+    def _stalled(self, start: torch.Tensor, cost: float, fresh: bool) -> bool:
+        """Feed the stall detector this tick's cost and motion (see `control.stall`)."""
+        p, det = self.params, self._stall
+        det.ticks, det.progress, det.motion = (
+            p["stall_ticks"],
+            p["stall_progress"],
+            p["stall_motion"],
+        )
+        moved = expected = None
+        if fresh and self._last_latent is not None:
+            moved = float((start - self._last_latent).pow(2).mean().sqrt())
+            if self._warm is not None:
+                roll = self._warm.rollout
+                expected = float((roll[1] - roll[0]).pow(2).mean().sqrt())
+        self._last_latent = start
+        return det.update(cost, moved, expected)
 
     def _budget(self, warm: bool, t0: float) -> tuple[int, float | None]:
         iters = self.params["iterations"] if warm else self.params["cold_start_iterations"]
@@ -382,7 +408,10 @@ class PlannerRuntime:
 
     def _build_planner(self, params: Mapping[str, Any]) -> Planner:
         config = P.planner_config(params, params["planner"])
-        return make_planner(params["planner"], self.model, params["horizon"], **config)
+        objective = make_objective(params["objective"], self.model, params["cost_to_go_weight"])
+        return make_planner(
+            params["planner"], self.model, params["horizon"], objective=objective, **config
+        )
 
     def _check_action_params(self, params: Mapping[str, Any]) -> None:
         dim = int(self.model.action_dim)

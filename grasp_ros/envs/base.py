@@ -171,6 +171,26 @@ class PointEnv:
             raise ValueError("the goal is unreachable from this state")
         return math.ceil(d / self.speed)
 
+    def shortest_path(self, state: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
+        """States ``[n + 1, state_dim]`` along a shortest full-speed path to the goal's radius.
+
+        Greedy descent of the BFS distance field over the 8 full-speed moves (the box's corners
+        and edge midpoints), through this world's own ``step_states``: the ground truth that a
+        learned cost-to-go is checked against (it must fall along this path, also where the
+        path turns away from the goal to pass a door).
+        """
+        goal_state = np.asarray(goal_state, dtype=np.float64)
+        dist = self._distance_field(goal_state)
+        moves = np.array([[x, y] for x in (-1, 0, 1) for y in (-1, 0, 1) if x or y], float)
+        path = [np.asarray(state, dtype=np.float64)]
+        limit = 2 * self.optimal_steps(path[0], goal_state) + 2
+        while not self.success(path[-1], goal_state) and len(path) <= limit:
+            nxt = self.step_states(np.repeat(path[-1][None], len(moves), 0), moves)
+            d = geometry.lookup(dist, nxt[:, :2], self.world_size)
+            d += 1e-3 * np.linalg.norm(nxt[:, :2] - goal_state[:2], axis=1)  # ties: nearer
+            path.append(nxt[int(np.argmin(d))])
+        return np.stack(path)
+
     def sample_task(self, horizon: int, seed: int | None = None) -> Task:
         """A task needing between ``min_task_fraction * horizon`` and ``horizon`` steps.
 

@@ -13,6 +13,9 @@ hundreds of calls per second on a CPU).
 - ``decode``: transposed CNN, latent to image, for pictures of GRASP's virtual states.
 - ``project``: MLP head, latent to the agent position ``(x, y, 0)`` in world units (image
   column and row scaled to the world), for RViz markers.
+- ``cost_to_go`` (optional, ``None`` in checkpoints trained without it): the learned
+  steps-to-goal head of :mod:`grasp_ros.models.cost_to_go`, which planners use as their goal
+  cost when present.
 
 :func:`grasp_ros.research.train.main` trains it so that latent distance tracks state distance
 (smooth goal costs for the planners) and multi-step predictions stay accurate.
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grasp_ros.models.base import WorldModel
+from grasp_ros.models.cost_to_go import CostToGoHead
 
 FORMAT = "grasp_ros.reference/1"
 #: The CNNs work at this resolution; inputs are area-resampled to it (a CPU-speed choice: the
@@ -120,6 +124,7 @@ class ReferenceWorldModel(WorldModel):
         nn.init.zeros_(last.bias)
         self.dynamics = nn.Sequential(*layers, last)
         self.head = nn.Sequential(nn.Linear(latent_dim, 128), nn.SiLU(), nn.Linear(128, 2))
+        self.cost_to_go: CostToGoHead | None = None
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         small = F.interpolate(images, size=(WORK_SIZE, WORK_SIZE), mode="area")
@@ -145,13 +150,27 @@ class ReferenceWorldModel(WorldModel):
         return torch.cat([xy, torch.zeros_like(xy[:, :1])], dim=1)
 
     def checkpoint(self, **extra: Any) -> dict[str, Any]:
-        """A ``torch.load(..., weights_only=True)``-safe dict: format, config, weights, extras."""
-        state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
-        return {"format": FORMAT, "config": dict(self.config), "state_dict": state, **extra}
+        """A ``torch.load(..., weights_only=True)``-safe dict: format, config, weights, extras.
+
+        The cost-to-go head, when present, is its own ``cost_to_go`` entry, so the world
+        model's ``state_dict`` is the same with or without it.
+        """
+        state = {
+            k: v.detach().cpu().clone()
+            for k, v in self.state_dict().items()
+            if not k.startswith("cost_to_go.")
+        }
+        ckpt = {"format": FORMAT, "config": dict(self.config), "state_dict": state}
+        if self.cost_to_go is not None:
+            ckpt["cost_to_go"] = self.cost_to_go.checkpoint()
+        return {**ckpt, **extra}
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any]) -> ReferenceWorldModel:
-        """Rebuild a model from :meth:`checkpoint`'s dict (strict: every weight must match)."""
+        """Rebuild a model from :meth:`checkpoint`'s dict (strict: every weight must match);
+        checkpoints without a ``cost_to_go`` entry load with ``cost_to_go = None``."""
         model = cls(**ckpt["config"])
         model.load_state_dict(ckpt["state_dict"])
+        if "cost_to_go" in ckpt:
+            model.cost_to_go = CostToGoHead.from_checkpoint(ckpt["cost_to_go"])
         return model

@@ -16,7 +16,7 @@ from .cem import CEMConfig, CEMPlanner
 from .collocation import CollocationConfig, CollocationPlanner
 from .gd import GDConfig, GDPlanner
 from .grasp import GraspConfig, GraspPlanner
-from .objectives import LatentMSE, Objective
+from .objectives import OBJECTIVES, CostToGo, LatentMSE, Objective, make_objective
 
 PLANNERS: dict[str, type[Planner]] = {
     cls.name: cls for cls in (GraspPlanner, GDPlanner, CEMPlanner, CollocationPlanner)
@@ -33,11 +33,13 @@ def make_planner(name: str, model: nn.Module, horizon: int, **config: Any) -> Pl
 
 
 __all__ = [
+    "OBJECTIVES",
     "PLANNERS",
     "CEMConfig",
     "CEMPlanner",
     "CollocationConfig",
     "CollocationPlanner",
+    "CostToGo",
     "GDConfig",
     "GDPlanner",
     "GraspConfig",
@@ -46,6 +48,7 @@ __all__ = [
     "Objective",
     "Plan",
     "Planner",
+    "make_objective",
     "make_planner",
     "validate_config",
 ]

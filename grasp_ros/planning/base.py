@@ -73,6 +73,9 @@ class Plan:
         planner: name of the planner that made it.
         model_calls: batched ``forward`` calls made (one GRASP iteration is one call).
         warm_started: whether a previous plan seeded this one.
+        members: the population the planner ended with, ``(actions [P, T, A], states
+            [P, T+1, *latent])``, so that the next tick's warm start carries the search on
+            from all of it and not only from the best (GRASP); ``None`` for other planners.
     """
 
     actions: torch.Tensor
@@ -84,6 +87,7 @@ class Plan:
     planner: str = ""
     model_calls: int = 0
     warm_started: bool = False
+    members: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def horizon(self) -> int:
@@ -105,22 +109,31 @@ class Plan:
         k = max(0, min(int(k), horizon))
         if k == 0:
             return dataclasses.replace(self)
-        fill = self.actions[-1:] if pad == "last" else torch.zeros_like(self.actions[-1:])
-        actions = torch.cat([self.actions[k:], fill.expand(k, -1)])
-        states = torch.cat([self.states[k:], self.states[-1:].expand(k, *self.states.shape[1:])])
-        rollout = torch.cat(
-            [self.rollout[k:], self.rollout[-1:].expand(k, *self.rollout.shape[1:])]
+        members = None
+        if self.members is not None:
+            acts, sts = (m.transpose(0, 1) for m in self.members)  # time first
+            members = (
+                _shift(acts, k, pad).transpose(0, 1),
+                _shift(sts, k, "last").transpose(0, 1),
+            )
+        return dataclasses.replace(
+            self,
+            actions=_shift(self.actions, k, pad),
+            states=_shift(self.states, k, "last"),
+            rollout=_shift(self.rollout, k, "last"),
+            members=members,
         )
-        return dataclasses.replace(self, actions=actions, states=states, rollout=rollout)
 
     def resized(self, horizon: int) -> Plan:
-        """This plan truncated or padded (zeros, goal states) to a different horizon."""
+        """This plan truncated or padded (zeros, goal states) to a different horizon; the
+        population (``members``) is dropped."""
         t = self.horizon
         if horizon == t:
             return self
         if horizon < t:
             return dataclasses.replace(
                 self,
+                members=None,
                 actions=self.actions[:horizon],
                 states=torch.cat([self.states[:horizon], self.states[-1:]]),
                 rollout=self.rollout[: horizon + 1],
@@ -128,12 +141,19 @@ class Plan:
         extra = horizon - t
         return dataclasses.replace(
             self,
+            members=None,
             actions=torch.cat([self.actions, self.actions.new_zeros(extra, self.actions.shape[1])]),
             states=torch.cat([self.states, self.states[-1:].expand(extra, *self.states.shape[1:])]),
             rollout=torch.cat(
                 [self.rollout, self.rollout[-1:].expand(extra, *self.rollout.shape[1:])]
             ),
         )
+
+
+def _shift(x: torch.Tensor, k: int, pad: str) -> torch.Tensor:
+    """Drop the first ``k`` entries along dim 0 and append ``k`` zeros or copies of the last."""
+    fill = x[-1:] if pad == "last" else torch.zeros_like(x[-1:])
+    return torch.cat([x[k:], fill.expand(k, *x.shape[1:])])
 
 
 #: ``callback(iteration, elapsed_seconds, snapshot) -> stop?``; ``snapshot()`` returns the Plan
@@ -260,7 +280,12 @@ class Planner(abc.ABC):
 
     @torch.no_grad()
     def sampled_starts(
-        self, s0: torch.Tensor, goal: torch.Tensor, n: int, samples: int
+        self,
+        s0: torch.Tensor,
+        goal: torch.Tensor,
+        n: int,
+        samples: int,
+        gen: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``n`` best of ``samples`` random plans: actions ``[n, T, A]``, rollouts.
 
@@ -270,7 +295,7 @@ class Planner(abc.ABC):
         whatever lies between, and they stay in the basin they start in. Costs ``horizon``
         serial model calls of batch ``samples``.
         """
-        horizon, gen = self.horizon, self.generator()
+        horizon, gen = self.horizon, gen or self.generator()
         low = getattr(self.model, "action_low", None)
         high = getattr(self.model, "action_high", None)
         shape = (samples, 3, self.action_dim)
@@ -341,6 +366,8 @@ class Planner(abc.ABC):
         paused, iter_seconds, it = 0.0, 0.0, 0
         with torch.enable_grad():
             st = self._init(s0, g, warm)
+            if warm is not None:
+                self._offer_warm(st, s0, g, warm)
             while it < budget:
                 now = time.perf_counter() - t0 - paused
                 if deadline is not None and now + iter_seconds + self._finish_seconds > deadline:
@@ -364,6 +391,18 @@ class Planner(abc.ABC):
         plan.warm_started = warm is not None
         plan.model_calls = self.model_calls - calls0
         return plan
+
+    @torch.no_grad()
+    def _offer_warm(self, st: Any, s0: torch.Tensor, g: torch.Tensor, warm: Plan) -> None:
+        """Make the shifted previous plan a candidate, scored from the new ``s0``.
+
+        So a warm-started tick never returns a plan the model rates worse than simply going on
+        with the last one: a few iterations that wander off (noise, a re-seeded member) cannot
+        throw a good plan away. Costs one serial rollout of batch one.
+        """
+        roll = self.rollout(s0[None], warm.actions[None])
+        states = torch.cat([s0[None], warm.states[1:]])[None]
+        self.offer(st, warm.actions[None], states, self.objective.terminal(roll[:, -1], g))
 
     @torch.no_grad()
     def _result(self, st: Any, s0: torch.Tensor, g: torch.Tensor, it: int, t0: float) -> Plan:
@@ -390,6 +429,7 @@ class Planner(abc.ABC):
             iterations=it,
             solve_time=time.perf_counter() - t0,
             planner=self.name,
+            members=None if states is None else (actions.clone(), states.clone()),
         )
 
     def _check_latent(self, what: str, z: torch.Tensor) -> torch.Tensor:
@@ -418,11 +458,15 @@ class Planner(abc.ABC):
             )
         warm = warm.resized(self.horizon)
         dev = self.device
+        members = warm.members
+        if members is not None:
+            members = tuple(m.to(dev, torch.float32) for m in members)
         return dataclasses.replace(
             warm,
             actions=warm.actions.to(dev, torch.float32),
             states=warm.states.to(dev, torch.float32),
             rollout=warm.rollout.to(dev, torch.float32),
+            members=members,
         )
 
     def generator(self) -> torch.Generator:

@@ -70,6 +70,15 @@ class GraspConfig(PlannerConfig):
     anneal: bool = knob(
         False, "decay goal_weight and state_noise linearly to 0 within each sync period"
     )
+    reseed: int = knob(
+        2,
+        "warm start: population members replaced by fresh sampled plans each tick",
+        low=0,
+        high=4096,
+    )
+    reseed_samples: int = knob(
+        64, "warm start: random plans rolled out to pick the re-seeded members", low=1, high=100000
+    )
 
 
 @dataclass(kw_only=True)
@@ -87,12 +96,13 @@ class GraspPlanner(Planner):
     name = "grasp"
     Config = GraspConfig
     config: GraspConfig
+    #: Warm starts re-seeded so far: each draws new random plans (deterministic per planner).
+    _reseeds = 0
 
     def _init(self, s0: torch.Tensor, goal: torch.Tensor, warm: Plan | None) -> _State:
         cfg, horizon, pop = self.config, self.horizon, self.config.population
         if warm is not None:
-            actions = warm.actions.expand(pop, -1, -1).clone()
-            virtual = warm.states[1:horizon].expand(pop, *warm.states[1:horizon].shape).clone()
+            actions, virtual = self._warm_population(s0, goal, warm)
         else:
             actions = torch.zeros(pop, horizon, self.action_dim, device=s0.device)
             line = interpolate(s0, goal, horizon)[1:horizon]
@@ -112,6 +122,35 @@ class GraspPlanner(Planner):
         return _State(
             s0=s0, goal=goal, actions=actions, virtual=virtual, opt=opt, gen=self.generator()
         )
+
+    def _warm_population(
+        self, s0: torch.Tensor, goal: torch.Tensor, warm: Plan
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions ``[P, T, A]`` and virtual states ``[P, T-1, *L]`` for a warm start.
+
+        The population carries on from last tick's (``warm.members``, shifted), member 0 is
+        last tick's best, and the last ``reseed`` members start afresh from sampled plans
+        (new draws each tick), so the search keeps looking beyond the basin it is in: with
+        only the previous plan to refine, 15-20 iterations a tick never leave it (measured:
+        closed-loop GRASP 10% at H=40 on Wall, the first tick's sampled start forgotten).
+        """
+        cfg, horizon, pop = self.config, self.horizon, self.config.population
+        if warm.members is not None and warm.members[0].shape[0] == pop:
+            actions = warm.members[0].clone()
+            virtual = warm.members[1][:, 1:horizon].clone()
+        else:
+            actions = warm.actions.expand(pop, -1, -1).clone()
+            virtual = warm.states[1:horizon].expand(pop, *warm.states[1:horizon].shape).clone()
+        actions[0], virtual[0] = warm.actions, warm.states[1:horizon]
+        fresh = min(cfg.reseed, pop - 1)
+        if fresh:
+            self._reseeds += 1
+            gen = torch.Generator(device=s0.device).manual_seed(
+                int(cfg.seed) * 1_000_003 + self._reseeds
+            )
+            acts, roll = self.sampled_starts(s0, goal, fresh, cfg.reseed_samples, gen)
+            actions[pop - fresh :], virtual[pop - fresh :] = acts, roll[:, 1:horizon]
+        return actions, virtual
 
     def _states(self, st: _State) -> torch.Tensor:
         """Full state sequence ``[P, T+1, *L]``: s_0, the virtual states, then the goal."""

@@ -5,7 +5,9 @@ the same objective whether the robot has arrived, and ``Plan.cost`` is its termi
 new cost (a learned cost-to-go, a route-aware distance) is one new subclass here and reaches
 all of them. The planner takes its objective from the ``objective`` argument, else from the
 model's ``objective`` attribute (a model trained with its own cost carries it), else
-:class:`LatentMSE`, the paper's cost and the only one today.
+:class:`CostToGo` when the model carries a learned cost-to-go head (``model.cost_to_go``), else
+:class:`LatentMSE`, the paper's cost. :func:`make_objective` builds one by name (the runtime's
+``objective`` parameter).
 
 Shapes: ``goal`` is one latent ``[*L]``; ``z`` is a batch of latents ``[*B, *L]`` with any
 number of leading batch dimensions (population, time); costs come back as ``[*B]``.
@@ -54,7 +56,57 @@ class LatentMSE(Objective):
         return latent_mse(z, goal, z.dim() - goal.dim())
 
 
+class CostToGo(Objective):
+    """Latent MSE plus ``weight`` x a learned cost-to-go, both in latent MSE units.
+
+    ``head(z, goal)`` estimates the full-speed steps from ``z`` to the goal along the way the
+    robot can go (:mod:`grasp_ros.models.cost_to_go`); ``(steps * head.step_length)^2`` is the
+    squared length of that way in the latent's RMS units, equal to the latent MSE where the
+    straight line is free and larger where a wall is in the way. So the cost falls along the
+    route through a door, where the latent MSE alone is lowest at the wall face, and it keeps
+    the latent MSE's scale (``goal_weight`` and ``goal_threshold`` keep their meaning). The
+    latent term stays for precision at the goal, where the head's estimate is coarse.
+    """
+
+    name = "latent MSE + cost-to-go"
+
+    def __init__(self, head: nn.Module, weight: float = 1.0) -> None:
+        self.head = head
+        self.weight = float(weight)
+
+    def terminal(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        mse = latent_mse(z, goal, z.dim() - goal.dim())
+        if self.weight == 0:
+            return mse
+        steps = self.head(z, goal)
+        return mse + self.weight * (steps * self.head.step_length).pow(2)
+
+
+#: Names for :func:`make_objective` ('auto': the model's own choice, see the module docstring).
+OBJECTIVES = ("auto", "latent_mse", "cost_to_go")
+
+
 def objective_for(model: nn.Module) -> Objective:
-    """The model's own objective when it carries one, else :class:`LatentMSE`."""
+    """The model's own objective, else its cost-to-go head's, else :class:`LatentMSE`."""
     own = getattr(model, "objective", None)
-    return own if isinstance(own, Objective) else LatentMSE()
+    if isinstance(own, Objective):
+        return own
+    head = getattr(model, "cost_to_go", None)
+    return CostToGo(head) if head is not None else LatentMSE()
+
+
+def make_objective(name: str, model: nn.Module, cost_to_go_weight: float = 1.0) -> Objective:
+    """The objective called ``name`` (one of :data:`OBJECTIVES`) for ``model``."""
+    head = getattr(model, "cost_to_go", None)
+    if name == "latent_mse":
+        return LatentMSE()
+    if name == "cost_to_go" or (name == "auto" and head is not None):
+        if head is None:
+            raise ValueError(
+                "objective 'cost_to_go' needs a model with a learned cost-to-go head "
+                "(model.cost_to_go; python -m grasp_ros.research.cost_to_go adds one)"
+            )
+        return CostToGo(head, cost_to_go_weight)
+    if name == "auto":
+        return objective_for(model)
+    raise ValueError(f"unknown objective {name!r}; choose one of {list(OBJECTIVES)}")

@@ -181,13 +181,17 @@ class PointEnv:
         """
         goal_state = np.asarray(goal_state, dtype=np.float64)
         dist = self._distance_field(goal_state)
-        moves = np.array([[x, y] for x in (-1, 0, 1) for y in (-1, 0, 1) if x or y], float)
+        unit = [(x, y) for x in (-1, 0, 1) for y in (-1, 0, 1) if x or y]
+        moves = np.array([(f * x, f * y) for f in (1.0, 0.5) for x, y in unit])
         path = [np.asarray(state, dtype=np.float64)]
         limit = 2 * self.optimal_steps(path[0], goal_state) + 2
         while not self.success(path[-1], goal_state) and len(path) <= limit:
             nxt = self.step_states(np.repeat(path[-1][None], len(moves), 0), moves)
             d = geometry.lookup(dist, nxt[:, :2], self.world_size)
             d += 1e-3 * np.linalg.norm(nxt[:, :2] - goal_state[:2], axis=1)  # ties: nearer
+            seen = np.stack(path)[:, None, :2]
+            # Never step back onto a visited spot: the grid field can be flat at a corner.
+            d[(np.linalg.norm(nxt[None, :, :2] - seen, axis=-1) < 0.25).any(0)] = np.inf
             path.append(nxt[int(np.argmin(d))])
         return np.stack(path)
 

@@ -138,6 +138,8 @@ def train_head(
     unit = step_length(latents, actions)
     merges = merge_edges(flat, merge_radius * unit)
     rowptr, col = graph(episodes, length, merges)
+    if log:
+        log(f"cost-to-go graph: {len(col)} edges ({time.perf_counter() - t0:.0f} s)")
     g = torch.Generator().manual_seed(seed)
     src = torch.randperm(len(flat), generator=g)[:sources]
     hops = bfs(rowptr, col, src)

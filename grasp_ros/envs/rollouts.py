@@ -19,6 +19,7 @@ def random_rollouts(
     seed: int,
     switch_prob: float = 0.15,
     still_prob: float = 0.0,
+    starts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """States ``[episodes, length + 1, state_dim]`` and actions ``[episodes, length, 2]``.
 
@@ -26,11 +27,12 @@ def random_rollouts(
     passages); actions persist between switches. A fraction ``still_prob`` of the held actions
     is zero: plans with spare steps stand still, and a model that never saw standing still
     drifts (measured: 4 units over 40 zero actions, about the whole success radius).
+    ``starts`` ``[episodes, state_dim]`` replaces the drawn start states when given.
     """
     rng = np.random.default_rng(seed)
     states = np.empty((episodes, length + 1, env.random_states(rng, 1).shape[1]))
     actions = np.empty((episodes, length, env.action_dim), dtype=np.float32)
-    states[:, 0] = env.exploration_states(rng, episodes)
+    states[:, 0] = env.exploration_states(rng, episodes) if starts is None else starts
     a = _random_actions(env, rng, episodes, still_prob)
     for t in range(length):
         switch = rng.random(episodes) < switch_prob

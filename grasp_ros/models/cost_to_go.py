@@ -62,6 +62,7 @@ class CostToGoHead(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, entry: dict[str, Any]) -> CostToGoHead:
+        """The trained head, frozen: planners take gradients through it, never into it."""
         head = cls(**entry["config"])
         head.load_state_dict(entry["state_dict"])
-        return head.eval()
+        return head.requires_grad_(False).eval()

@@ -15,7 +15,9 @@ start one member starts on the straight line s_0 -> g with zero actions and the 
 model rollouts of the best of a few hundred random piecewise-constant plans (``init='sample'``),
 so the population starts in several basins: the straight line runs into walls, and a
 gradient planner stays in the basin it starts in (the Wall world's long detours through the door
-were found by no straight-line start). A warm start starts every member from the previous plan.
+were found by no straight-line start). A warm start carries the population on from the
+previous tick (shifted), with the previous best as member 0 and ``reseed`` members replaced by
+fresh sampled plans, so the search keeps exploring between ticks.
 Bounds are kept by projection. ``anneal`` is the authors' optional schedule: the goal weight and
 the noise fall linearly to zero within each sync period, so each period starts
 goal-seeking and exploratory and ends fitting the dynamics.

@@ -31,12 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from grasp_ros.envs import PointEnv
+from grasp_ros.envs import PointEnv, random_rollouts
 from grasp_ros.models.base import to_tensor
 from grasp_ros.models.cost_to_go import CostToGoHead
 
 UNREACHED = torch.iinfo(torch.int16).max
-
 
 def step_length(latents: torch.Tensor, actions: torch.Tensor) -> float:
     """Median RMS latent distance of a full-speed transition (an action at the box's edge)."""
@@ -45,7 +44,7 @@ def step_length(latents: torch.Tensor, actions: torch.Tensor) -> float:
     return float(moved[full].median())
 
 
-def merge_edges(latents: torch.Tensor, radius: float, k: int = 6) -> torch.Tensor:
+def merge_edges(latents: torch.Tensor, radius: float, k: int = 8) -> torch.Tensor:
     """``[2, M]`` pairs of frames within ``radius`` (RMS latent units), at most ``k`` per frame.
 
     Nearest neighbours are searched in the top 16 principal directions (they hold nearly all
@@ -68,25 +67,35 @@ def merge_edges(latents: torch.Tensor, radius: float, k: int = 6) -> torch.Tenso
     return torch.cat(pairs, 1)
 
 
-def graph(episodes: int, length: int, merges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """CSR ``(rowptr, col)`` of transitions (both ways) and merges (both ways)."""
-    idx = torch.arange(episodes * length).reshape(episodes, length)
-    a, b = idx[:, :-1].reshape(-1), idx[:, 1:].reshape(-1)
-    src = torch.cat([a, b, merges[0], merges[1]])
-    dst = torch.cat([b, a, merges[1], merges[0]])
-    n = episodes * length
-    key = torch.unique(src * n + dst)
-    src, dst = key // n, key % n
+def graph(latents: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """CSR ``(rowptr, col)`` over the frames of ``latents [G, M, T+1, D]``.
+
+    Edges: every observed transition, both ways, and merges between frames of one group within
+    ``radius`` (RMS latent units), both ways. Nodes are numbered group by group.
+    """
+    groups, per_group, length, dim = latents.shape
+    size = per_group * length
+    src, dst = [], []
+    for g in range(groups):
+        base = g * size
+        idx = torch.arange(size).reshape(per_group, length) + base
+        a, b = idx[:, :-1].reshape(-1), idx[:, 1:].reshape(-1)
+        merges = merge_edges(latents[g].reshape(size, dim), radius) + base
+        src += [a, b, merges[0], merges[1]]
+        dst += [b, a, merges[1], merges[0]]
+    n = groups * size
+    key = torch.unique(torch.cat(src) * n + torch.cat(dst))
+    first, col = key // n, key % n
     rowptr = torch.zeros(n + 1, dtype=torch.long)
-    rowptr[1:] = torch.bincount(src, minlength=n).cumsum(0)
-    return rowptr, dst
+    rowptr[1:] = torch.bincount(first, minlength=n).cumsum(0)
+    return rowptr, col
 
 
 def bfs(rowptr: torch.Tensor, col: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
-    """Hops ``[K, N]`` (int16, ``UNREACHED`` where none) from each source to every node.
+    """Hops ``[K, N]`` (``UNREACHED`` where none) from each source to every node.
 
     Level-synchronous and batched over sources: each (source, node) pair is expanded once, so
-    the work is sources x edges, not levels x sources x nodes.
+    the work is sources x edges of their group, not levels x sources x nodes.
     """
     n, k = len(rowptr) - 1, len(sources)
     dist = torch.full((k, n), UNREACHED, dtype=torch.int16)
@@ -109,6 +118,40 @@ def bfs(rowptr: torch.Tensor, col: torch.Tensor, sources: torch.Tensor) -> torch
     return dist
 
 
+def layout_groups(
+    env: PointEnv, groups: int, per_group: int, length: int, seed: int, still_prob: float
+) -> dict[str, torch.Tensor]:
+    """Exploration episodes ``[G, M, T+1, ...]`` in ``groups`` layouts, ``per_group`` each.
+
+    The layout is the state beyond the agent's position (the Wall's door; the Maze has none,
+    so one group). Every episode of a group shares its layout, and the graph joins frames of
+    one group only: start and goal of a task share their layout, and a merge between two
+    layouts would let a path shift the door instead of walking to it.
+    """
+    rng = np.random.default_rng(seed)
+    starts = []
+    for _ in range(groups):
+        pool = env.exploration_states(rng, 16 * per_group)
+        layout = pool[0, 2:]
+        near = np.abs(pool[:, 2:] - layout).max(-1, initial=0.0) < 2.0
+        pool = pool[near]
+        pool[:, 2:] = layout
+        pool = pool[env.valid(pool)]
+        starts.append(pool[rng.integers(len(pool), size=per_group)])
+    states, actions = random_rollouts(
+        env, groups * per_group, length, seed, still_prob=still_prob, starts=np.concatenate(starts)
+    )
+    frames = [
+        env.render_states(chunk)
+        for chunk in np.array_split(states.reshape(-1, states.shape[-1]), max(1, len(states) // 32))
+    ]
+    shape = (groups, per_group, length + 1)
+    return {
+        "frames": torch.from_numpy(np.concatenate(frames)).reshape(*shape, *frames[0].shape[1:]),
+        "actions": torch.from_numpy(actions).reshape(groups, per_group, length, -1),
+    }
+
+
 def encode_frames(model: torch.nn.Module, frames: torch.Tensor) -> torch.Tensor:
     """Latents ``[E, T, D]`` of uint8 frames ``[E, T, H, W, 3]``, batched, without grad."""
     flat = frames.reshape(-1, *frames.shape[2:])
@@ -124,52 +167,53 @@ def train_head(
     actions: torch.Tensor,
     *,
     sources: int = 768,
-    merge_radius: float = 0.5,
+    merge_radius: float = 0.75,
     steps: int = 3000,
     batch: int = 1024,
     lr: float = 2e-3,
     seed: int = 0,
     log: Any = None,
 ) -> tuple[CostToGoHead, dict[str, float]]:
-    """The head for episodes ``latents [E, T, D]`` / ``actions [E, T-1, A]``, and its stats."""
+    """The head for grouped episodes ``latents [G, M, T+1, D]`` / ``actions [G, M, T, A]``.
+
+    ``sources`` frames (spread evenly over the groups) are the goals of the graph search; the
+    head regresses the hops from every frame of a source's group to it.
+    """
     t0 = time.perf_counter()
-    episodes, length, d = latents.shape
+    groups, per_group, length, d = latents.shape
     flat = latents.reshape(-1, d)
-    unit = step_length(latents, actions)
-    merges = merge_edges(flat, merge_radius * unit)
-    rowptr, col = graph(episodes, length, merges)
-    if log:
-        log(f"cost-to-go graph: {len(col)} edges ({time.perf_counter() - t0:.0f} s)")
+    unit = step_length(latents.flatten(0, 1), actions.flatten(0, 1))
+    rowptr, col = graph(latents, merge_radius * unit)
     g = torch.Generator().manual_seed(seed)
-    src = torch.randperm(len(flat), generator=g)[:sources]
+    size = per_group * length
+    per = max(1, sources // groups)
+    src = torch.cat([torch.randperm(size, generator=g)[:per] + i * size for i in range(groups)])
     hops = bfs(rowptr, col, src)
     reached = hops != UNREACHED
+    pairs = reached.nonzero()
     stats = {
         "step_length": unit,
         "nodes": float(len(flat)),
-        "edges": float(len(col)),
-        "merge_edges_per_node": 2 * merges.shape[1] / len(flat),
-        "reached_share": float(reached.float().mean()),
+        "edges_per_node": len(col) / len(flat),
+        "pairs": float(len(pairs)),
         "graph_seconds": time.perf_counter() - t0,
     }
     if log:
         log(f"cost-to-go graph: {stats}")
     head = CostToGoHead(d, step_length=unit)
     opt = torch.optim.Adam(head.parameters(), lr=lr)
-    pairs = reached.nonzero()
     loss = torch.zeros(())
     for it in range(steps):
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * it / steps))
         pick = pairs[torch.randint(len(pairs), (batch,), generator=g)]
         k, node = pick[:, 0], pick[:, 1]
-        target = hops[k, node].float()
         pred = head(flat[node], flat[src[k]])
-        loss = F.smooth_l1_loss(pred, target)
+        loss = F.smooth_l1_loss(pred, hops[k, node].float())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    stats["head_loss"] = float(loss)
+    stats["head_loss"] = float(loss.detach())
     stats["train_seconds"] = time.perf_counter() - t0
     return head.eval(), stats
 
@@ -220,41 +264,38 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m grasp_ros.research.cost_to_go",
-        description="Train the learned cost-to-go head of a world model on its exploration "
-        "data and write the checkpoint with the head inside.",
+        description="Train the learned cost-to-go head of a world model on exploration data "
+        "of its world and write the checkpoint with the head inside.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("env", help="reference world (wall, maze)")
     p.add_argument("--model", help="checkpoint to extend (default: the shipped model of ENV)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint to write")
-    p.add_argument("--episodes", type=int, default=1500, help="exploration episodes (graph)")
-    p.add_argument("--sources", type=int, default=768, help="BFS sources (goals) in the graph")
-    p.add_argument("--merge-radius", type=float, default=0.5, help="merge edges, in steps")
+    p.add_argument(
+        "--groups", type=int, help="layouts (default: 16 where the world has one, else 1)"
+    )
+    p.add_argument(
+        "--per-group", type=int, help="episodes per layout (default: 200, or 600 for one)"
+    )
+    p.add_argument("--sources", type=int, default=768, help="graph search goals")
+    p.add_argument("--merge-radius", type=float, default=0.75, help="merge edges, in steps")
     p.add_argument("--steps", type=int, default=3000, help="head training iterations")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from grasp_ros.envs import make_env
-    from grasp_ros.models.loader import CHECKPOINT_DIR
-    from grasp_ros.models.reference import ReferenceWorldModel
-    from grasp_ros.research.train import atomic_save, collect
-
-    args = parse_args(argv)
-    torch.set_num_threads(1)
-    path = Path(args.model) if args.model else CHECKPOINT_DIR / f"{args.env}.pt"
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model = ReferenceWorldModel.from_checkpoint(ckpt).eval()
-    env = make_env(args.env)
-    training = ckpt.get("training", {})
-    data = collect(
-        env,
-        args.episodes,
-        training.get("episode_length", 64),
-        training.get("seed", 0),
-        still_prob=training.get("still_prob", 0.1),
-    )
-    latents = encode_frames(model, data["frames"])
+def build(
+    model: torch.nn.Module, env: PointEnv, args: argparse.Namespace, log: Any = None
+) -> tuple[CostToGoHead, dict[str, float]]:
+    """Collect, encode, search and train: the head for ``model`` and its measurements."""
+    layout = env.random_states(np.random.default_rng(0), 1).shape[1] > 2
+    groups = args.groups or (16 if layout else 1)
+    per_group = args.per_group or (200 if layout else 600)
+    t0 = time.perf_counter()
+    data = layout_groups(env, groups, per_group, 64, args.seed, still_prob=0.1)
+    latents = encode_frames(model, data["frames"].flatten(0, 1)).unflatten(0, (groups, per_group))
+    if log:
+        log(f"cost-to-go data: {groups} x {per_group} episodes ({time.perf_counter() - t0:.0f} s)")
     head, stats = train_head(
         latents,
         data["actions"],
@@ -262,10 +303,26 @@ def main(argv: list[str] | None = None) -> int:
         merge_radius=args.merge_radius,
         steps=args.steps,
         seed=args.seed,
-        log=lambda m: print(m, file=sys.stderr),
+        log=log,
     )
+    stats["total_seconds"] = time.perf_counter() - t0
     stats.update({f"eval_{k}": v for k, v in evaluate(head, model, env).items()})
     stats.update({f"latent_mse_{k}": v for k, v in evaluate(None, model, env).items()})
+    return head, stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    from grasp_ros.envs import make_env
+    from grasp_ros.models.loader import CHECKPOINT_DIR
+    from grasp_ros.models.reference import ReferenceWorldModel
+    from grasp_ros.research.train import atomic_save
+
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    path = Path(args.model) if args.model else CHECKPOINT_DIR / f"{args.env}.pt"
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model = ReferenceWorldModel.from_checkpoint(ckpt).eval()
+    head, stats = build(model, make_env(args.env), args, lambda m: print(m, file=sys.stderr))
     print(stats, file=sys.stderr)
     command = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     ckpt["cost_to_go"] = {**head.checkpoint(), "metrics": stats, "command": command}

@@ -167,9 +167,7 @@ class BenchOptions:
         "CPU, 0 keeps torch's default (default: 1)",
         type=int,
     )
-    out: Path = option(
-        Path("bench/results"), "output folder (default: bench/results)", type=Path
-    )
+    out: Path = option(Path("bench/results"), "output folder (default: bench/results)", type=Path)
     name: str | None = option(
         None, "run name, the stem of the output files (default: PROFILE-YYYYmmdd-HHMMSS)"
     )

@@ -4,7 +4,9 @@ Each field declared with :func:`option` is one command-line argument (its help t
 argparse settings sit beside its default); :func:`parse` builds the parser from the fields,
 parses, and returns the dataclass. Checks that involve several options go in the dataclass's
 ``problems()`` (the first one found is reported as a usage error). A tool's configuration is
-then ``dataclasses.asdict(options)``, never rebuilt by hand.
+then ``dataclasses.asdict(options)``, never rebuilt by hand. Arguments argparse must group
+(mutually exclusive flags) are added to the parser by hand and land in a plain field of the
+same name.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
 
 
 def parse(cls: type[T], parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> T:
-    """Parse ``argv`` into ``cls``; a usage error (exit status 2) for its first problem."""
-    add_options(parser, cls)
+    """Parse ``argv`` into ``cls`` (``parser`` has its options, see :func:`add_options`); a
+    usage error (exit status 2) for the options' first problem."""
     args = parser.parse_args(argv)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     options = cls(**{k: v for k, v in vars(args).items() if k in names})

@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 import grasp_ros
-from grasp_ros.cli import option, parse
+from grasp_ros.cli import add_options, option, parse
 from grasp_ros.envs import ENVS
 from grasp_ros.models import env_for_model, list_shipped_models, load_world_model
 from grasp_ros.models.loader import CHECKPOINT_DIR, resolve_device
@@ -224,6 +224,7 @@ def parse_args(argv: list[str] | None) -> BenchOptions:
         epilog="; ".join(f"--profile {k} means {_as_flags(v)}" for k, v in PROFILES.items())
         + f". Planners: {', '.join(BENCH_PLANNERS)}.",
     )
+    add_options(parser, BenchOptions)
     return parse(BenchOptions, parser, argv)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from grasp_ros.cli import option, parse
+from grasp_ros.cli import add_options, option, parse
 from grasp_ros.envs import ENVS, PointEnv, make_env
 from grasp_ros.models.reference import ReferenceWorldModel
 from grasp_ros.research.evaluation import evaluate, forward_timing, log_fidelity, planning_check
@@ -117,6 +117,7 @@ def parse_args(argv: list[str] | None) -> TrainOptions:
         "OUT/ENV.pt (weights-only checkpoint) and OUT/ENV.md (model card).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_options(parser, TrainOptions)
     return parse(TrainOptions, parser, argv)
 
 

@@ -158,7 +158,8 @@ def test_shift_moves_the_population_with_the_plan() -> None:
     assert torch.equal(shifted.members[0][:, :5], plan.members[0][:, 3:])
     assert (shifted.members[0][:, 5:] == 0).all()
     assert torch.equal(shifted.members[1][:, -1], plan.members[1][:, -1])
-    assert plan.resized(6).members is None
+    longer = plan.shift(0, horizon=10).members
+    assert longer[0].shape == (3, 10, 2) and longer[1].shape[:2] == (3, 11)
 
 
 # -- stall detection -------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from grasp_ros.models.cost_to_go import CostToGoHead
 
 UNREACHED = torch.iinfo(torch.int16).max
 
+
 def step_length(latents: torch.Tensor, actions: torch.Tensor) -> float:
     """Median RMS latent distance of a full-speed transition (an action at the box's edge)."""
     moved = (latents[:, 1:] - latents[:, :-1]).pow(2).mean(-1).sqrt()

@@ -169,6 +169,7 @@ def train_head(
     *,
     sources: int = 768,
     merge_radius: float = 0.75,
+    hidden_dim: int = 128,
     steps: int = 3000,
     batch: int = 1024,
     lr: float = 2e-3,
@@ -201,7 +202,7 @@ def train_head(
     }
     if log:
         log(f"cost-to-go graph: {stats}")
-    head = CostToGoHead(d, step_length=unit)
+    head = CostToGoHead(d, hidden_dim=hidden_dim, step_length=unit)
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     loss = torch.zeros(())
     for it in range(steps):
@@ -280,6 +281,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--sources", type=int, default=768, help="graph search goals")
     p.add_argument("--merge-radius", type=float, default=0.75, help="merge edges, in steps")
+    p.add_argument("--hidden-dim", type=int, default=128, help="head MLP width")
     p.add_argument("--steps", type=int, default=3000, help="head training iterations")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -302,6 +304,7 @@ def build(
         data["actions"],
         sources=args.sources,
         merge_radius=args.merge_radius,
+        hidden_dim=args.hidden_dim,
         steps=args.steps,
         seed=args.seed,
         log=log,

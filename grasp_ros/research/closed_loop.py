@@ -1,0 +1,228 @@
+"""The closed-loop benchmark: does the robot reach the goal, at the control rate?
+
+This is what the package is for, so it is the headline figure. Each task
+(``env.sample_task(H, seed)``, seeds from ``--seed``: never used in training, whose planner
+rounds sample seeds from 1,000,000 up) is run through :class:`PlannerRuntime`, the planner
+node's own code, on :func:`run_episode`'s simulated clock at ``--control-rate``, with the
+**default parameters** except those a variant names. ``H`` is the task length (the task needs
+0.75 H to H steps); the plan horizon stays the runtime's default unless ``--plan-horizon``. An
+episode ends on success or after ``--ticks-per-step`` x the task's optimal steps.
+
+Per world, task length and variant it reports: success (Wilson 95% interval), ticks to success
+over the optimal number of steps, solve time per tick (p50 / p99), iterations per tick and the
+share of ticks over the control period (deadline misses). Variants: the shipped default
+(``grasp``), GD and CEM under the same objective and runtime, ``grasp-latent`` (the paper's
+latent MSE objective, everything else default) and ``grasp-paper``, GRASP as in the paper: the
+latent MSE objective, one plan started on the straight line, warm starts that only shift the
+previous plan (no carried population, no re-seeding, no stall replanning).
+
+``python -m grasp_ros.research.closed_loop --name NAME`` writes ``bench/results/NAME.json`` and
+``NAME.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from grasp_ros.control import PlannerRuntime
+from grasp_ros.control.episode import EpisodeHooks, Tick, run_episode
+from grasp_ros.envs import PointEnv, Task
+from grasp_ros.models import env_for_model, load_world_model
+from grasp_ros.research.bench import machine_info, versions
+from grasp_ros.research.bench_report import wilson_interval
+
+#: Runtime parameters each variant changes; everything else stays at its default.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "grasp": {},
+    "gd": {"planner": "gd"},
+    "cem": {"planner": "cem"},
+    "grasp-latent": {"objective": "latent_mse"},
+    "grasp-paper": {
+        "objective": "latent_mse",
+        "grasp.init": "interpolate",
+        "grasp.population": 1,
+        "grasp.reseed": 0,
+        "stall_ticks": 0,
+    },
+}
+
+
+class _Ticks(EpisodeHooks):
+    """Per-tick solve time, tick time and iterations of one episode."""
+
+    def __init__(self) -> None:
+        self.solve, self.tick, self.iterations = [], [], []
+
+    def on_tick(self, tick: Tick) -> None:
+        self.solve.append(tick.command.solve_time)
+        self.tick.append(tick.tick_time)
+        self.iterations.append(tick.command.iterations)
+
+
+def run_task(
+    model: torch.nn.Module,
+    env: PointEnv,
+    task: Task,
+    params: dict[str, Any],
+    ticks_per_step: float,
+) -> dict[str, Any]:
+    """One closed-loop episode with ``params`` over the defaults; its outcome, JSON-ready."""
+    runtime = PlannerRuntime(model, params)
+    hooks = _Ticks()
+    limit = max(1, math.ceil(ticks_per_step * task.optimal_steps))
+    out = run_episode(env, task, runtime, period=runtime.period, max_ticks=limit, hooks=hooks)
+    return {
+        "seed": task.seed,
+        "optimal_steps": task.optimal_steps,
+        "non_greedy": task.non_greedy,
+        "success": bool(out.success),
+        "ticks": out.ticks,
+        "distance": float(np.linalg.norm(out.final_state[:2] - task.goal_state[:2])),
+        "solve_times": [round(t, 4) for t in hooks.solve],
+        "tick_times": [round(t, 4) for t in hooks.tick],
+        "iterations": hooks.iterations,
+        "deadline_misses": int(sum(t > runtime.period for t in hooks.tick)),
+    }
+
+
+def summarize(tasks: list[dict[str, Any]], period: float) -> dict[str, Any]:
+    wins = [t for t in tasks if t["success"]]
+    solve = np.concatenate([t["solve_times"] for t in tasks]) if tasks else np.zeros(0)
+    ticks = sum(len(t["tick_times"]) for t in tasks)
+    low, high = wilson_interval(len(wins), len(tasks))
+    return {
+        "tasks": len(tasks),
+        "successes": len(wins),
+        "success_rate": len(wins) / max(1, len(tasks)),
+        "ci95": [low, high],
+        "ticks_over_optimal": (
+            float(np.median([t["ticks"] / t["optimal_steps"] for t in wins])) if wins else None
+        ),
+        "solve_time_p50": float(np.percentile(solve, 50)) if len(solve) else None,
+        "solve_time_p99": float(np.percentile(solve, 99)) if len(solve) else None,
+        "iterations_mean": float(np.mean(np.concatenate([t["iterations"] for t in tasks]))),
+        "ticks": ticks,
+        "deadline_misses": sum(t["deadline_misses"] for t in tasks),
+        "deadline_miss_rate": sum(t["deadline_misses"] for t in tasks) / max(1, ticks),
+        "period": period,
+    }
+
+
+def markdown(run: dict[str, Any]) -> str:
+    cfg, m = run["config"], run["machine"]
+    lines = [
+        f"# Closed-loop benchmark `{run['run']}`",
+        "",
+        f"{m['summary']}, load {m['load_avg_1min_at_start']:.1f} at the start and "
+        f"{run['load_avg_1min_at_end']:.1f} at the end (1-min average; other work shares the "
+        f"cores), torch {run['versions']['torch']}, {cfg['threads']} thread, commit "
+        f"{run['versions']['git_commit']}; {run['wall_time_s'] / 60:.0f} min.",
+        "",
+        f"PlannerRuntime at {cfg['control_rate']:g} Hz, '{cfg['budget']}' budget, default "
+        f"parameters except the variant's; plan horizon "
+        f"{cfg['plan_horizon'] or 'default (30)'}; tasks `sample_task(H, seed)` for seeds "
+        f"{cfg['seed']}..{cfg['seed'] + cfg['tasks'] - 1} (H: task length, it needs 0.75 H to "
+        f"H steps); at most {cfg['ticks_per_step']:g} x the optimal steps per episode. "
+        "Success: the robot within the success radius (final-state success, no oracle).",
+        "",
+        "| world | H | variant | success (95% CI) | ticks / optimal | solve p50 / p99 "
+        "| iterations / tick | deadline misses |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for env, cells in run["results"].items():
+        for h, variants in cells.items():
+            for name, cell in variants.items():
+                s = cell["summary"]
+                ratio = s["ticks_over_optimal"]
+                lines.append(
+                    f"| {env} | {h} | {name} | {100 * s['success_rate']:.0f}% "
+                    f"({100 * s['ci95'][0]:.0f}-{100 * s['ci95'][1]:.0f}) | "
+                    f"{'-' if ratio is None else f'{ratio:.2f}'} | "
+                    f"{1000 * s['solve_time_p50']:.0f} / {1000 * s['solve_time_p99']:.0f} ms | "
+                    f"{s['iterations_mean']:.1f} | {s['deadline_misses']} / {s['ticks']} "
+                    f"({100 * s['deadline_miss_rate']:.1f}%) |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m grasp_ros.research.closed_loop",
+        description="Closed-loop benchmark through PlannerRuntime (see the module docstring).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--env", default="wall,maze", help="comma-separated worlds")
+    p.add_argument("--horizons", default="20,40", help="task lengths H, comma-separated")
+    p.add_argument("--variants", default="grasp,gd,cem,grasp-latent,grasp-paper")
+    p.add_argument("--tasks", type=int, default=20, help="tasks per cell")
+    p.add_argument("--seed", type=int, default=0, help="first task seed")
+    p.add_argument("--budget", choices=("deadline", "iterations"), default="deadline")
+    p.add_argument("--control-rate", type=float, default=10.0)
+    p.add_argument("--plan-horizon", type=int, default=None, help="default: the runtime's")
+    p.add_argument("--ticks-per-step", type=float, default=2.0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=Path("bench/results"))
+    p.add_argument("--name", required=True)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    machine, code, t0 = machine_info(), versions(), time.perf_counter()
+    envs, horizons = args.env.split(","), [int(h) for h in args.horizons.split(",")]
+    variants = args.variants.split(",")
+    base = {"budget": args.budget, "control_rate": args.control_rate, "device": "cpu"}
+    if args.plan_horizon:
+        base["horizon"] = args.plan_horizon
+    results: dict[str, Any] = {}
+    for env_name in envs:
+        model = load_world_model(env_name, device="cpu")
+        env = env_for_model(model)
+        results[env_name] = {}
+        for h in horizons:
+            tasks = [env.sample_task(h, seed=args.seed + i) for i in range(args.tasks)]
+            results[env_name][str(h)] = {}
+            for name in variants:
+                done = []
+                for task in tasks:
+                    params = {**base, **VARIANTS[name], "seed": int(task.seed)}
+                    done.append(run_task(model, env, task, params, args.ticks_per_step))
+                cell = {"summary": summarize(done, 1 / args.control_rate), "tasks": done}
+                results[env_name][str(h)][name] = cell
+                s = cell["summary"]
+                print(
+                    f"{env_name} H={h} {name}: {s['successes']}/{s['tasks']}, misses "
+                    f"{s['deadline_misses']}/{s['ticks']}",
+                    file=sys.stderr,
+                )
+    run = {
+        "run": args.name,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "wall_time_s": time.perf_counter() - t0,
+        "machine": machine,
+        "load_avg_1min_at_end": os.getloadavg()[0],
+        "versions": code,
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "variants": {v: VARIANTS[v] for v in variants},
+        "results": results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(run) + "\n", encoding="utf-8")
+    (args.out / f"{args.name}.md").write_text(markdown(run), encoding="utf-8")
+    print(markdown(run))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

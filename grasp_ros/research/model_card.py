@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from grasp_ros.research.cost_to_go import card_section
 from grasp_ros.research.fidelity import ROLLOUT_STEPS
 from grasp_ros.research.training import DOT_WEIGHT
 
@@ -88,6 +89,9 @@ loop in the true environment (success: final position within the success radius)
 |---|---|---|
 {rows}
 """
+    if "cost_to_go_total_seconds" in m:
+        ctg = {k[len("cost_to_go_") :]: v for k, v in m.items() if k.startswith("cost_to_go_")}
+        card += card_section(ctg, "the last stage of the command above")
     return card
 
 

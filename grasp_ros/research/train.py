@@ -35,6 +35,7 @@ import torch
 from grasp_ros.cli import add_options, parse
 from grasp_ros.envs import PointEnv, make_env
 from grasp_ros.models.reference import ReferenceWorldModel
+from grasp_ros.research import cost_to_go
 from grasp_ros.research.evaluation import evaluate, forward_timing, log_fidelity, planning_check
 from grasp_ros.research.fidelity import fidelity
 from grasp_ros.research.model_card import model_card
@@ -159,6 +160,9 @@ def run(args: TrainOptions) -> dict[str, Any]:
     metrics["train_seconds"] = train_seconds
     if args.planning_tasks:
         metrics.update(planning_check(model, env, args.planning_horizon, args.planning_tasks))
+    if args.cost_to_go:
+        model.cost_to_go, ctg = cost_to_go.build(model.eval(), env, seed=args.seed)
+        metrics.update({f"cost_to_go_{k}": v for k, v in ctg.items()})
     options = dataclasses.asdict(args)
     training = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
     ckpt = model.eval().checkpoint(metrics=metrics, training=training)

@@ -79,6 +79,11 @@ class TrainOptions:
         "encoder and retrain the dynamics)",
         type=Path,
     )
+    cost_to_go: bool = option(
+        True,
+        "last stage: train the learned cost-to-go head (grasp_ros.research.cost_to_go)",
+        action=argparse.BooleanOptionalAction,
+    )
     resume: bool = option(False, "continue from OUT/ENV.train.pt", action="store_true")
 
     def problems(self) -> list[str]:

@@ -74,6 +74,24 @@ def test_cost_to_go_keeps_the_latent_scale_where_the_way_is_free() -> None:
     assert float(extra[0]) == pytest.approx((steps * 0.1) ** 2)
 
 
+def test_cost_to_go_penalises_predicted_paths_through_walls() -> None:
+    """A predicted path whose cost-to-go falls faster than a step per step has passed where
+    the robot cannot (a leak of the world model through the wall)."""
+    model = PointWallModel(door_y=0.6)
+    goal = lift(model, (0.5, -0.6))[0]
+    real = lift(model, *[(x, -0.6) for x in (0.1, 0.2, 0.3, 0.4)])[None]
+    leak = lift(model, *[(x, -0.6) for x in (-0.3, -0.1, 0.1, 0.3)])[None]
+    objective = CostToGo(DoorSteps(model))
+    assert float(objective.path_penalty(real, goal)[0]) == 0.0
+    assert float(objective.path_penalty(leak, goal)[0]) > 0.1
+    assert torch.equal(
+        objective.trajectory(leak, goal),
+        objective.terminal(leak[:, -1], goal) + objective.path_penalty(leak, goal),
+    )
+    assert float(CostToGo(DoorSteps(model), leak_weight=0).path_penalty(leak, goal)[0]) == 0.0
+    assert float(LatentMSE().path_penalty(leak, goal)[0]) == 0.0
+
+
 def test_objectives_by_name_and_the_models_own() -> None:
     plain, carrying = PointWallModel(), PointWallModel()
     carrying.cost_to_go = DoorSteps(carrying)
@@ -127,8 +145,8 @@ def test_a_warm_start_never_loses_the_previous_best(name: str, seed: int) -> Non
     moved = model.forward(start[None], previous.actions[:1])[0]
     for iters in (0, 1, 3, 10):
         plan = planner.plan(moved, goal, warm_start=warm, max_iters=iters)
-        kept = planner.rollout(moved[None], warm.actions[None])[0, -1]
-        assert plan.cost <= float(planner.objective.terminal(kept, goal)) + 1e-6
+        kept = planner.rollout(moved[None], warm.actions[None])
+        assert plan.cost <= float(planner.objective.trajectory(kept, goal)[0]) + 1e-6
 
 
 def test_warm_grasp_carries_its_population_and_reseeds_part_of_it() -> None:
@@ -205,3 +223,38 @@ def test_runtime_plans_afresh_when_the_robot_is_stuck() -> None:
     for k in range(10, 16):
         rt.on_image(camera, 0.1 * k)
         assert rt.tick(0.1 * k).plan.warm_started
+
+
+# -- the shipped heads -------------------------------------------------------------------------
+@pytest.mark.parametrize("env_name", ["wall", "maze"])
+def test_shipped_cost_to_go_falls_along_true_shortest_paths(env_name: str) -> None:
+    """Through the Wall's door and along the Maze's corridors, where the latent MSE does not."""
+    from grasp_ros.models import env_for_model, load_world_model
+    from grasp_ros.research.cost_to_go import evaluate
+
+    model = load_world_model(env_name, device="cpu")
+    assert model.cost_to_go is not None
+    env = env_for_model(model)
+    learned = evaluate(model.cost_to_go, model, env, horizons=(40,), tasks=3)
+    latent = evaluate(None, model, env, horizons=(40,), tasks=3)
+    assert learned["rank_corr"] > 0.95 and learned["monotone"] > 0.9
+    assert latent["rank_corr"] < learned["rank_corr"]
+
+
+def test_checkpoints_with_and_without_the_head_load() -> None:
+    from grasp_ros.models.cost_to_go import CostToGoHead
+    from grasp_ros.models.reference import ReferenceWorldModel
+
+    model = ReferenceWorldModel(latent_dim=8, hidden_dim=16)
+    old = model.checkpoint()
+    assert "cost_to_go" not in old
+    assert ReferenceWorldModel.from_checkpoint(old).cost_to_go is None
+    assert isinstance(objective_for(ReferenceWorldModel.from_checkpoint(old)), LatentMSE)
+    model.cost_to_go = CostToGoHead(8, hidden_dim=16, step_length=0.5)
+    new = model.checkpoint()
+    assert set(new["state_dict"]) == set(old["state_dict"])  # the world model's weights alike
+    loaded = ReferenceWorldModel.from_checkpoint(new)
+    z = torch.randn(4, 8)
+    assert torch.equal(loaded.cost_to_go(z, z[0]), model.cost_to_go(z, z[0]))
+    assert not any(p.requires_grad for p in loaded.cost_to_go.parameters())
+    assert isinstance(objective_for(loaded), CostToGo)

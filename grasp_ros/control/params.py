@@ -133,6 +133,25 @@ _BASE = (
         high=1000.0,
         rebuilds_planner=True,
     ),
+    _p(
+        "cost_to_go_slack",
+        float,
+        1.5,
+        "steps the cost-to-go may fall per predicted step before the path counts as passing "
+        "where the robot cannot",
+        low=0.0,
+        high=1000.0,
+        rebuilds_planner=True,
+    ),
+    _p(
+        "cost_to_go_leak_weight",
+        float,
+        10.0,
+        "weight of the penalty on predicted steps that fall faster than the slack (0: off)",
+        low=0.0,
+        high=1e6,
+        rebuilds_planner=True,
+    ),
     _p("control_rate", float, 10.0, "control ticks per second (Hz)", low=0.1, high=1000.0),
     _p(
         "image_timeout",

@@ -408,7 +408,13 @@ class PlannerRuntime:
 
     def _build_planner(self, params: Mapping[str, Any]) -> Planner:
         config = schema.planner_config(params, params["planner"])
-        objective = make_objective(params["objective"], self.model, params["cost_to_go_weight"])
+        objective = make_objective(
+            params["objective"],
+            self.model,
+            params["cost_to_go_weight"],
+            params["cost_to_go_slack"],
+            params["cost_to_go_leak_weight"],
+        )
         return make_planner(
             params["planner"], self.model, params["horizon"], objective=objective, **config
         )

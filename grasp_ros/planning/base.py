@@ -231,7 +231,7 @@ class Planner(abc.ABC):
         actions = torch.gather(segments, 1, which[..., None].expand(-1, -1, self.action_dim))
         self.clamp_actions(actions)
         roll = self.rollout(s0.expand(samples, *s0.shape), actions)
-        costs = self.objective.terminal(roll[:, -1], goal)
+        costs = self.objective.trajectory(roll, goal)
         best = costs.topk(min(n, samples), largest=False).indices
         best = best[torch.arange(n, device=s0.device) % len(best)]
         return actions[best], roll[best]
@@ -247,7 +247,8 @@ class Planner(abc.ABC):
     def offer(
         self, st: Any, actions: torch.Tensor, states: torch.Tensor, costs: torch.Tensor
     ) -> None:
-        """Keep the lowest-true-cost candidate; ``costs`` are terminal rollout costs ``[P]``."""
+        """Keep the lowest-true-cost candidate; ``costs`` are rollout costs ``[P]``
+        (:meth:`Objective.trajectory`)."""
         cost, i = costs.detach().min(0)
         a, s = actions.detach()[i], states.detach()[i]
         best: _Best | None = st.best
@@ -324,13 +325,13 @@ class Planner(abc.ABC):
         """
         roll = self.rollout(s0[None], warm.actions[None])
         states = torch.cat([s0[None], warm.states[1:]])[None]
-        self.offer(st, warm.actions[None], states, self.objective.terminal(roll[:, -1], g))
+        self.offer(st, warm.actions[None], states, self.objective.trajectory(roll, g))
 
     @torch.no_grad()
     def _result(self, st: Any, s0: torch.Tensor, g: torch.Tensor, it: int, t0: float) -> Plan:
         actions, states = self._candidates(st)
         roll = self.rollout(s0.expand(actions.shape[0], *s0.shape), actions)
-        costs = self.objective.terminal(roll[:, -1], g)
+        costs = self.objective.trajectory(roll, g)
         self.offer(st, actions, states if states is not None else roll, costs)
         best: _Best = st.best
         same = [i for i in range(actions.shape[0]) if torch.equal(actions[i], best.actions)]
@@ -347,7 +348,7 @@ class Planner(abc.ABC):
             actions=best.actions.clone(),
             states=best.states.clone(),
             rollout=rollout,
-            cost=float(self.objective.terminal(rollout[-1], g)),
+            cost=float(self.objective.trajectory(rollout[None], g)[0]),
             iterations=it,
             solve_time=time.perf_counter() - t0,
             planner=self.name,

@@ -73,7 +73,7 @@ class CEMPlanner(Planner):
         noise[0] = 0
         samples = self.clamp_actions(st.mean + st.std * noise)
         roll = self.rollout(st.s0.expand(cfg.samples, *st.s0.shape), samples)
-        costs = self.objective.terminal(roll[:, -1], st.goal)
+        costs = self.objective.trajectory(roll, st.goal)
         idx = torch.topk(costs, cfg.elites, largest=False).indices
         self.offer(st, samples[idx[:1]], roll[idx[:1]], costs[idx[:1]])
         elites = samples[idx]

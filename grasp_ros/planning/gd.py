@@ -58,7 +58,7 @@ class GDPlanner(Planner):
     def _step(self, st: _State, it: int) -> None:
         st.opt.zero_grad(set_to_none=True)
         roll = self.rollout(st.s0[None], st.actions)
-        cost = self.objective.terminal(roll[:, -1], st.goal)
+        cost = self.objective.trajectory(roll, st.goal)
         self.offer(st, st.actions, roll, cost)
         cost.sum().backward()
         st.opt.step()

@@ -170,6 +170,8 @@ class GraspPlanner(Planner):
         if self.config.goal_weight == 0:
             return dyn
         goal = self.objective.per_step(pred, st.goal).sum()
+        chain = torch.cat([states[:, :1], pred], 1)
+        goal = goal + self.objective.path_penalty(chain, st.goal).sum()
         return dyn + self.config.goal_weight * st.scale * goal
 
     def _step(self, st: _State, it: int) -> None:
@@ -194,7 +196,7 @@ class GraspPlanner(Planner):
         for _ in range(self.config.sync_steps):
             opt.zero_grad(set_to_none=True)
             roll = self.rollout(s0, st.actions)
-            costs = self.objective.terminal(roll[:, -1], st.goal)
+            costs = self.objective.trajectory(roll, st.goal)
             self.offer(st, st.actions, self._states(st), costs)
             costs.sum().backward()
             opt.step()

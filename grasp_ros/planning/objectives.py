@@ -46,6 +46,14 @@ class Objective(abc.ABC):
         """
         return self.terminal(z, goal)
 
+    def path_penalty(self, states: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """A cost on the whole predicted path ``[P, T+1, *L]``: ``[P]`` (none by default)."""
+        return states.new_zeros(states.shape[0])
+
+    def trajectory(self, states: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """What planners rank rollouts ``[P, T+1, *L]`` by: terminal cost plus path penalty."""
+        return self.terminal(states[:, -1], goal) + self.path_penalty(states, goal)
+
 
 class LatentMSE(Objective):
     """Mean squared latent error to the goal (Psenka et al., 2026; DINO-WM's objective)."""
@@ -70,9 +78,13 @@ class CostToGo(Objective):
 
     name = "latent MSE + cost-to-go"
 
-    def __init__(self, head: nn.Module, weight: float = 1.0) -> None:
+    def __init__(
+        self, head: nn.Module, weight: float = 1.0, slack: float = 1.5, leak_weight: float = 10.0
+    ) -> None:
         self.head = head
         self.weight = float(weight)
+        self.slack = float(slack)
+        self.leak_weight = float(leak_weight)
 
     def terminal(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         mse = latent_mse(z, goal, z.dim() - goal.dim())
@@ -80,6 +92,20 @@ class CostToGo(Objective):
             return mse
         steps = self.head(z, goal)
         return mse + self.weight * (steps * self.head.step_length).pow(2)
+
+    def path_penalty(self, states: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Penalise predicted steps that shorten the way by more than ``slack`` steps.
+
+        The head counts the steps of the shortest way, so along any path the robot can really
+        take it falls by at most about one per step. A prediction that falls faster has passed
+        where the robot cannot: a wall the world model leaks through (measured in the Maze:
+        plans straight through a wall block, the robot pushing against it for 30 ticks).
+        """
+        if self.weight == 0 or self.leak_weight == 0:
+            return super().path_penalty(states, goal)
+        steps = self.head(states, goal)
+        excess = (steps[:, :-1] - steps[:, 1:] - self.slack).clamp(min=0)
+        return self.leak_weight * (excess * self.head.step_length).pow(2).sum(1)
 
 
 #: Names for :func:`make_objective` ('auto': the model's own choice, see the module docstring).
@@ -95,7 +121,13 @@ def objective_for(model: nn.Module) -> Objective:
     return CostToGo(head) if head is not None else LatentMSE()
 
 
-def make_objective(name: str, model: nn.Module, cost_to_go_weight: float = 1.0) -> Objective:
+def make_objective(
+    name: str,
+    model: nn.Module,
+    cost_to_go_weight: float = 1.0,
+    slack: float = 1.5,
+    leak_weight: float = 10.0,
+) -> Objective:
     """The objective called ``name`` (one of :data:`OBJECTIVES`) for ``model``."""
     head = getattr(model, "cost_to_go", None)
     if name == "latent_mse":
@@ -106,7 +138,7 @@ def make_objective(name: str, model: nn.Module, cost_to_go_weight: float = 1.0) 
                 "objective 'cost_to_go' needs a model with a learned cost-to-go head "
                 "(model.cost_to_go; python -m grasp_ros.research.cost_to_go adds one)"
             )
-        return CostToGo(head, cost_to_go_weight)
+        return CostToGo(head, cost_to_go_weight, slack, leak_weight)
     if name == "auto":
         return objective_for(model)
     raise ValueError(f"unknown objective {name!r}; choose one of {list(OBJECTIVES)}")

@@ -22,7 +22,8 @@ class Plan:
         states: ``[T+1, *latent]``: GRASP/collocation virtual states with s_0 and the goal at
             the ends; for serial planners (GD, CEM) their rollout.
         rollout: ``[T+1, *latent]`` serial rollout of ``actions`` from s_0 through the model.
-        cost: the objective's terminal cost of ``rollout[-1]`` (latent MSE by default).
+        cost: the objective's cost of ``rollout``: terminal cost of its end plus any path
+            penalty (latent MSE of the end by default).
         iterations: optimisation iterations run.
         solve_time: wall-clock seconds spent in ``plan``.
         planner: name of the planner that made it.

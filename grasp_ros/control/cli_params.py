@@ -40,8 +40,8 @@ def params_from_cli(path: str | None, overrides: Sequence[str]) -> dict[str, Any
     """Flat parameters: the schema defaults, then the file, then the ``NAME=VALUE`` overrides.
 
     Raises:
-        ValueError: a malformed override or an unknown or invalid parameter.
-        FileNotFoundError: the parameters file does not exist.
+        ParamsError: the file is missing or malformed, an override is malformed, or a name
+            is unknown or a value invalid.
     """
     values = P.defaults()
     if path:
@@ -49,10 +49,12 @@ def params_from_cli(path: str | None, overrides: Sequence[str]) -> dict[str, Any
     for item in overrides:
         name, sep, text = item.partition("=")
         if not sep or not name:
-            raise ValueError(f"-p {item!r}: expected NAME=VALUE, e.g. -p horizon=20")
+            raise P.ParamsError(f"-p {item!r}: expected NAME=VALUE, e.g. -p horizon=20")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ValueError(f"-p {item!r}: the value is not valid YAML: {exc}") from exc
+            raise P.ParamsError(
+                f"-p {item!r}: the value is not valid YAML: {P.describe_yaml_error(exc)}"
+            ) from None
         values.update(P.validate({name.strip(): value}))
     return values

@@ -25,6 +25,14 @@ from grasp_ros.planning.base import PAD_MODES
 _RUNTIME_OWNED = ("seed", "iterations")
 
 
+class ParamsError(ValueError):
+    """A parameters file or value that is wrong: the user's input, not a fault of the program.
+
+    A ValueError, so every caller that handles bad values handles it; the command-line tools
+    exit with status 2 on it, as argparse does for a bad flag.
+    """
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One parameter: what it is, its type, default and allowed values."""
@@ -43,14 +51,14 @@ class ParamSpec:
         """The value coerced to this parameter's type, or ValueError saying why not."""
         value = _coerce(self, value)
         if self.choices is not None and value not in self.choices:
-            raise ValueError(f"{self.name}={value!r} is not one of {list(self.choices)}")
+            raise ParamsError(f"{self.name}={value!r} is not one of {list(self.choices)}")
         if self.type in (int, float):
             if not math.isfinite(value):
-                raise ValueError(f"{self.name}={value} is not finite")
+                raise ParamsError(f"{self.name}={value} is not finite")
             if (self.low is not None and value < self.low) or (
                 self.high is not None and value > self.high
             ):
-                raise ValueError(f"{self.name}={value} is outside [{self.low}, {self.high}]")
+                raise ParamsError(f"{self.name}={value} is outside [{self.low}, {self.high}]")
         return value
 
 
@@ -74,7 +82,7 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
         ):
             return [float(v) for v in value]
     kind = "list of numbers" if want is list else want.__name__
-    raise ValueError(f"{spec.name} must be a {kind}, got {value!r} ({type(value).__name__})")
+    raise ParamsError(f"{spec.name} must be a {kind}, got {value!r} ({type(value).__name__})")
 
 
 def _p(name: str, type_: type, default: Any, description: str, **kw: Any) -> ParamSpec:
@@ -258,7 +266,7 @@ def validate(params: Mapping[str, Any]) -> dict[str, Any]:
     flat = flatten(params)
     unknown = sorted(set(flat) - set(SCHEMA))
     if unknown:
-        raise ValueError(
+        raise ParamsError(
             f"unknown parameter(s) {unknown}; see config/planner.yaml for the valid names"
         )
     return {name: SCHEMA[name].check(value) for name, value in flat.items()}
@@ -276,17 +284,39 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     """Read a ROS 2 parameters YAML (``node: {ros__parameters: {...}}``) or a plain mapping.
 
     Returns flat, dotted names. Only the first node's block is read when several are given.
+
+    Raises:
+        ParamsError: the file is missing, unreadable, not YAML or not a mapping; the message
+            names the file (and, for YAML, the line).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"parameters file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+        raise ParamsError(f"parameters file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {describe_yaml_error(exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"{path}: cannot read the parameters file: {exc}") from None
     if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: expected a mapping of parameters, got {type(data).__name__}")
+        raise ParamsError(f"{path}: expected a mapping of parameters, got {type(data).__name__}")
     for block in data.values():
         if isinstance(block, Mapping) and "ros__parameters" in block:
             return flatten(block["ros__parameters"])
     return flatten(data)
+
+
+def describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """PyYAML's complaint in one line, with 1-based lines (its own text names no file)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem is None or mark is None:
+        return " ".join(str(exc).split())
+    text = f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start is not None:
+        text += f" ({context} started at line {start.line + 1}, column {start.column + 1})"
+    return text
 
 
 def to_yaml(node: str = "/**") -> str:

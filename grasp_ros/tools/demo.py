@@ -546,6 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     try:
         summary = run(args)
+    except P.ParamsError as exc:
+        print(f"grasp-ros-demo: error: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         print(f"grasp-ros-demo: error: {exc}", file=sys.stderr)
         return 1

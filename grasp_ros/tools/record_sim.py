@@ -37,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from grasp_ros.control import Command, PlannerRuntime
+from grasp_ros.control import params as P
 from grasp_ros.control.cli_params import add_param_arguments, params_from_cli
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
 from grasp_ros.io.bags import LATCHED, STORAGES, BagError, write_bag
@@ -420,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; no bag written", file=sys.stderr)
         return 130
+    except P.ParamsError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     except (BagError, OSError, ValueError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1

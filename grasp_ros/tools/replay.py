@@ -707,7 +707,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = "grasp-ros-replay"
     try:
         if any(p.partition("=")[0].strip() == "budget" for p in args.param):
-            raise ValueError("set the budget with --realtime-budget, not -p budget=...")
+            raise P.ParamsError("set the budget with --realtime-budget, not -p budget=...")
         if args.report:
             report_path = Path(args.report)
             _check_output(report_path, Path(args.bag), args.force)
@@ -731,6 +731,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; unfinished outputs were not written", file=sys.stderr)
         return 130
+    except P.ParamsError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     except (BagError, OSError, ValueError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,49 @@
+"""Bad input that an adversarial run found getting through (issue 15): each case reproduces one.
+
+Every case checks the caller gets a clear ValueError (or, from a command line, one error line
+and an exit status) instead of a traceback, a silent wrong value or an unbounded cost.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grasp_ros.tools import demo, record_sim
+from grasp_ros.tools import replay as R
+
+ANALYTIC = "grasp_ros.models.analytic:PointWallModel"
+
+
+# -- 1. a malformed --params file ---------------------------------------------------------------
+def _run_demo(argv: list[str], tmp_path: Path) -> int:
+    return demo.main(["--model", ANALYTIC, "--episodes", "1", "--out", str(tmp_path / "o"), *argv])
+
+
+def _run_replay(argv: list[str], tmp_path: Path) -> int:
+    return R.main([str(tmp_path / "no_bag"), "--quiet", *argv])
+
+
+def _run_record(argv: list[str], tmp_path: Path) -> int:
+    return record_sim.main([str(tmp_path / "bag"), "--quiet", *argv])
+
+
+@pytest.mark.parametrize(
+    ("tool", "prog"),
+    [
+        (_run_demo, "grasp-ros-demo"),
+        (_run_replay, "grasp-ros-replay"),
+        (_run_record, "grasp-ros-record-sim"),
+    ],
+)
+def test_malformed_params_file_is_one_error_line_naming_the_file(
+    tool, prog, tmp_path, capsys
+) -> None:
+    path = tmp_path / "robot.yaml"
+    path.write_text("/**:\n  ros__parameters:\n    horizon: [1, 2\n")
+    assert tool(["--params", str(path)], tmp_path) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"{prog}: error: {path}") and "not valid YAML" in err[0]
+    assert "line 4" in err[0] and "<unicode string>" not in err[0]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from grasp_ros.control import PlannerRuntime
+from grasp_ros.models import load_world_model
 from grasp_ros.tools import demo, record_sim
 from grasp_ros.tools import replay as R
 
@@ -47,3 +49,31 @@ def test_malformed_params_file_is_one_error_line_naming_the_file(
     assert len(err) == 1, err
     assert err[0].startswith(f"{prog}: error: {path}") and "not valid YAML" in err[0]
     assert "line 4" in err[0] and "<unicode string>" not in err[0]
+
+
+# -- 2. an invalid device name ------------------------------------------------------------------
+@pytest.mark.parametrize("device", ["bogus", "CPU", "cuda:x", "cpu:0:1", ""])
+def test_invalid_device_is_a_value_error_saying_what_is_valid(device) -> None:
+    with pytest.raises(ValueError, match=r"device=.*'auto', 'cpu', 'cuda' or 'cuda:N'"):
+        PlannerRuntime.from_params({"model": ANALYTIC, "device": device})
+    with pytest.raises(ValueError, match=r"'auto', 'cpu', 'cuda' or 'cuda:N'"):
+        load_world_model(ANALYTIC, device=device)
+
+
+def test_a_cuda_index_beyond_the_machine_is_refused() -> None:
+    with pytest.raises(ValueError, match="cuda:99"):
+        PlannerRuntime.from_params({"model": ANALYTIC, "device": "cuda:99"})
+
+
+@pytest.mark.parametrize(
+    ("tool", "argv"),
+    [
+        (_run_demo, ["--device", "CPU"]),
+        (_run_replay, ["-p", "device=bogus"]),
+        (_run_record, ["--agent", "planner", "-p", "model=" + ANALYTIC, "-p", "device=bogus"]),
+    ],
+)
+def test_invalid_device_on_a_command_line_is_one_error_line(tool, argv, tmp_path, capsys) -> None:
+    assert tool(argv, tmp_path) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'auto', 'cpu', 'cuda' or 'cuda:N'" in err[0], err

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from grasp_ros.models.loader import check_device_name
 from grasp_ros.planning import PLANNERS
 from grasp_ros.planning.base import PAD_MODES
 
@@ -46,12 +47,19 @@ class ParamSpec:
     choices: tuple[str, ...] | None = None
     read_only: bool = False
     rebuilds_planner: bool = False
+    #: A check beyond type and range: returns the value or raises ValueError saying why not.
+    valid: Callable[[Any], Any] | None = None
 
     def check(self, value: Any) -> Any:
         """The value coerced to this parameter's type, or ValueError saying why not."""
         value = _coerce(self, value)
         if self.choices is not None and value not in self.choices:
             raise ParamsError(f"{self.name}={value!r} is not one of {list(self.choices)}")
+        if self.valid is not None:
+            try:
+                value = self.valid(value)
+            except ValueError as exc:
+                raise ParamsError(str(exc)) from None
         if self.type in (int, float):
             if not math.isfinite(value):
                 raise ParamsError(f"{self.name}={value} is not finite")
@@ -104,6 +112,7 @@ _BASE = (
         "auto",
         "torch device: 'auto' (cuda when present), 'cpu', 'cuda', 'cuda:N'",
         read_only=True,
+        valid=check_device_name,
     ),
     _p(
         "cpu_threads",

@@ -145,13 +145,7 @@ class PlannerRuntime:
         values.update(P.validate(params))
         if values["cpu_threads"] > 0:
             torch.set_num_threads(values["cpu_threads"])
-        device = None if values["device"] == "auto" else values["device"]
-        if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(
-                f"device '{device}' was requested but this torch build sees no CUDA GPU; "
-                "use device 'auto' or 'cpu'"
-            )
-        runtime = cls(load_world_model(values["model"], device=device), values)
+        runtime = cls(load_world_model(values["model"], device=values["device"]), values)
         runtime.warmup()
         return runtime
 

@@ -38,11 +38,40 @@ def list_shipped_models() -> list[str]:
     return sorted(p.stem for p in CHECKPOINT_DIR.glob("*.pt"))
 
 
+DEVICE_FORMS = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+
+def check_device_name(device: str) -> str:
+    """``device`` if it is one of :data:`DEVICE_FORMS`, else ValueError saying what is valid.
+
+    torch's own parser accepts two dozen back ends and answers a typo with a RuntimeError
+    listing them all; the planner is built and tested for these four forms only.
+    """
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise ValueError(f"device={device!r} is not a device name: use {DEVICE_FORMS}")
+    return device
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` or ``'auto'``: CUDA when available, else CPU; anything else as given."""
+    """``None`` or ``'auto'``: CUDA when available, else CPU; ``'cpu'``, ``'cuda'``,
+    ``'cuda:N'`` as given, if this machine has it (ValueError otherwise)."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    dev = device if isinstance(device, torch.device) else torch.device(check_device_name(device))
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f"device '{dev}' was requested but this torch build sees no CUDA GPU; "
+                "use device 'auto' or 'cpu'"
+            )
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(
+                f"device '{dev}' was requested but this machine has {count} CUDA GPU(s): "
+                f"cuda:0 to cuda:{count - 1}"
+            )
+    return dev
 
 
 def load_world_model(
@@ -60,8 +89,9 @@ def load_world_model(
 
     Raises:
         FileNotFoundError: ``spec`` names no shipped model, factory or existing file.
-        ValueError: the file or factory does not give a working world model; the message
-            names the problem (unreadable file, missing attribute, wrong shape, NaN output).
+        ValueError: an invalid or absent device, or the file or factory does not give a
+            working world model; the message names the problem (unreadable file, missing
+            attribute, wrong shape, NaN output).
     """
     dev = resolve_device(device)
     model = _build(spec, dev).to(dev).eval()

@@ -6,16 +6,22 @@ and an exit status) instead of a traceback, a silent wrong value or an unbounded
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import pytest
 
 from grasp_ros.control import PlannerRuntime
+from grasp_ros.control import params as P
+from grasp_ros.control.cli_params import params_from_cli
 from grasp_ros.models import load_world_model
+from grasp_ros.models.analytic import PointWallModel
 from grasp_ros.tools import demo, record_sim
 from grasp_ros.tools import replay as R
 
 ANALYTIC = "grasp_ros.models.analytic:PointWallModel"
+FAST = {"horizon": 10, "budget": "iterations", "iterations": 5, "cold_start_iterations": 30}
 
 
 # -- 1. a malformed --params file ---------------------------------------------------------------
@@ -77,3 +83,54 @@ def test_invalid_device_on_a_command_line_is_one_error_line(tool, argv, tmp_path
     assert tool(argv, tmp_path) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'auto', 'cpu', 'cuda' or 'cuda:N'" in err[0], err
+
+
+# -- 4. a non-finite stop_action -----------------------------------------------------------------
+def _runtime(**params) -> PlannerRuntime:
+    return PlannerRuntime(PointWallModel(wall=False), {**FAST, **params})
+
+
+@pytest.mark.parametrize(
+    ("stop", "needle"),
+    [
+        ([math.nan, math.nan], "stop_action=[nan, nan] is not finite"),
+        ([math.inf, -math.inf], "stop_action=[inf, -inf] is not finite"),
+    ],
+)
+def test_stop_action_must_be_finite(stop, needle) -> None:
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        _runtime(stop_action=stop)
+    rt = _runtime()
+    ok, reason = rt.set_params({"stop_action": stop})
+    assert not ok and needle in reason
+    assert rt.params["stop_action"] == [] and not rt.tick(0.0).action.any()
+
+
+# -- 5. an empty mapping or other non-scalar junk as a value ------------------------------------
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"horizon": {}}, "horizon must be an int, got {}"),
+        ({"grasp": {"goal_weight": {}}}, "grasp.goal_weight must be a float, got {}"),
+        ({"stop_action": {}}, "stop_action must be a list of numbers, got {}"),
+        ({"horizon": [30]}, "horizon must be an int, got [30]"),
+        ({"model": ["wall"]}, "model must be a string, got ['wall']"),
+        ({"warm_start": "yes"}, "warm_start must be a bool"),
+    ],
+)
+def test_non_scalar_values_are_refused_with_the_reason(changes, needle) -> None:
+    rt = _runtime()
+    before = dict(rt.params)
+    ok, reason = rt.set_params(changes)
+    assert not ok and needle in reason, reason
+    assert rt.params == before
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        P.validate(changes)
+
+
+def test_an_empty_mapping_in_a_params_file_is_refused(tmp_path, capsys) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("/**:\n  ros__parameters:\n    horizon: {}\n")
+    with pytest.raises(ValueError, match=re.escape("horizon must be an int, got {}")):
+        params_from_cli(str(path), [])
+    assert _run_record(["--params", str(path)], tmp_path) == 2

@@ -60,6 +60,8 @@ class ParamSpec:
                 value = self.valid(value)
             except ValueError as exc:
                 raise ParamsError(str(exc)) from None
+        if self.type is list and not all(math.isfinite(v) for v in value):
+            raise ParamsError(f"{self.name}={value} is not finite")
         if self.type in (int, float):
             if not math.isfinite(value):
                 raise ParamsError(f"{self.name}={value} is not finite")
@@ -89,8 +91,16 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
         ):
             return [float(v) for v in value]
-    kind = "list of numbers" if want is list else want.__name__
-    raise ParamsError(f"{spec.name} must be a {kind}, got {value!r} ({type(value).__name__})")
+    raise ParamsError(f"{spec.name} must be {_KINDS[want]}, got {value!r} ({type(value).__name__})")
+
+
+_KINDS = {
+    bool: "a bool",
+    int: "an int",
+    float: "a float",
+    str: "a string",
+    list: "a list of numbers",
+}
 
 
 def _p(name: str, type_: type, default: Any, description: str, **kw: Any) -> ParamSpec:
@@ -259,11 +269,15 @@ def defaults() -> dict[str, Any]:
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts (as YAML writes them) to dotted names: {'grasp': {'x': 1}} -> 'grasp.x'."""
+    """Nested dicts (as YAML writes them) to dotted names: {'grasp': {'x': 1}} -> 'grasp.x'.
+
+    An empty mapping stays a value (``horizon: {}``), so validation refuses it instead of
+    its name vanishing.
+    """
     flat: dict[str, Any] = {}
     for key, value in params.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and value:
             flat.update(flatten(value, name + "."))
         else:
             flat[name] = value

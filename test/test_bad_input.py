@@ -10,9 +10,11 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
-from grasp_ros.control import PlannerRuntime
+from grasp_ros.control import PlannerRuntime, Status
 from grasp_ros.control import params as P
 from grasp_ros.control.cli_params import params_from_cli
 from grasp_ros.models import load_world_model
@@ -134,3 +136,67 @@ def test_an_empty_mapping_in_a_params_file_is_refused(tmp_path, capsys) -> None:
     with pytest.raises(ValueError, match=re.escape("horizon must be an int, got {}")):
         params_from_cli(str(path), [])
     assert _run_record(["--params", str(path)], tmp_path) == 2
+
+
+# -- 6. an image stamped in the future (clock skew) ---------------------------------------------
+def _image(model: PointWallModel, xy: tuple[float, float]) -> np.ndarray:
+    rendered = model.render(torch.tensor([xy]), 32)[0].permute(1, 2, 0)
+    return (rendered.numpy() * 255).astype(np.uint8)
+
+
+def test_an_image_stamped_in_the_future_stops_the_robot_then_recovers() -> None:
+    rt = _runtime()
+    model = rt.model
+    rt.on_goal(_image(model, (0.4, 0.0)))
+    rt.on_image(_image(model, (-0.4, 0.0)), 1000.0)  # camera clock 1000 s ahead
+    cmds = [rt.tick(0.1 * k) for k in range(41)]  # then the camera goes silent
+    assert all(c.status is Status.STALE_IMAGE and not c.action.any() for c in cmds)
+    assert "in the future" in cmds[0].message and "clock" in cmds[0].message
+    rt.on_image(_image(model, (-0.4, 0.0)), 4.1)  # clocks agree again
+    assert rt.tick(4.1).status is Status.OK
+
+
+def test_a_small_clock_skew_is_tolerated_and_still_goes_stale() -> None:
+    rt = _runtime()
+    model, timeout = rt.model, rt.params["image_timeout"]
+    rt.on_goal(_image(model, (0.4, 0.0)))
+    rt.on_image(_image(model, (-0.4, 0.0)), 0.2 * timeout)  # a little ahead: NTP offsets
+    assert rt.tick(0.0).status is Status.OK
+    assert rt.tick(1.2 * timeout + 0.01).status is Status.STALE_IMAGE
+
+
+# -- 8. API misuse ------------------------------------------------------------------------------
+@pytest.mark.parametrize("stamp", [math.nan, math.inf, -math.inf, "soon", None, True])
+def test_bad_times_are_value_errors_that_change_nothing(stamp) -> None:
+    rt = _runtime()
+    frame = _image(rt.model, (-0.4, 0.0))
+    with pytest.raises(ValueError, match="finite number of seconds"):
+        rt.on_image(frame, stamp)
+    with pytest.raises(ValueError, match="finite number of seconds"):
+        rt.tick(stamp)
+    with pytest.raises(ValueError, match="finite number of seconds"):
+        rt.on_goal(frame, stamp)
+    assert rt.tick(0.0).status is Status.NO_IMAGE and rt.stats.ticks == 1
+
+
+@pytest.mark.parametrize("goal", [None, "goal.png", [1.0, 2.0], np.zeros((4, 4), np.uint8)])
+def test_a_bad_goal_is_a_value_error_naming_what_is_expected(goal) -> None:
+    rt = _runtime()
+    with pytest.raises(ValueError, match="goal must be"):
+        rt.on_goal(goal)
+    assert rt.tick(0.0).status is Status.NO_IMAGE
+
+
+@pytest.mark.parametrize("changes", [None, "horizon=3", [("horizon", 3)], 3])
+def test_params_that_are_not_a_mapping_are_a_value_error(changes) -> None:
+    rt = _runtime()
+    with pytest.raises(ValueError, match="mapping of parameter names to values"):
+        rt.set_params(changes)
+    with pytest.raises(ValueError, match="mapping of parameter names to values"):
+        PlannerRuntime.from_params(changes)
+
+
+@pytest.mark.parametrize("params", ["horizon=3", [("horizon", 3)], 3])
+def test_a_runtime_built_from_junk_params_is_a_value_error(params) -> None:
+    with pytest.raises(ValueError, match="mapping of parameter names to values"):
+        PlannerRuntime(PointWallModel(), params)

@@ -286,6 +286,11 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def validate(params: Mapping[str, Any]) -> dict[str, Any]:
     """Check names, types and ranges; returns the coerced values or raises ValueError."""
+    if not isinstance(params, Mapping):
+        raise ParamsError(
+            f"parameters must be a mapping of parameter names to values, got {params!r} "
+            f"({type(params).__name__})"
+        )
     flat = flatten(params)
     unknown = sorted(set(flat) - set(SCHEMA))
     if unknown:

@@ -117,7 +117,7 @@ class PlannerRuntime:
     def __init__(self, model: nn.Module, params: Mapping[str, Any] | None = None) -> None:
         self.model = model.eval()
         self.params = P.defaults()
-        self.params.update(P.validate(params or {}))
+        self.params.update(P.validate({} if params is None else params))
         self._check_action_params(self.params)
         self.planner = self._build_planner(self.params)
         self.stats = RuntimeStats()
@@ -180,10 +180,10 @@ class PlannerRuntime:
         A slightly older image than the one held arrived out of order and is ignored; one
         older by more than ``image_timeout`` means the clock jumped back (a looping bag, a
         simulator reset), so it is taken and the warm start, planned in the old timeline, is
-        dropped. A malformed image raises ValueError and leaves the held image untouched, so
-        it goes stale on its own.
+        dropped. A malformed image or stamp raises ValueError and leaves the held image
+        untouched, so it goes stale on its own.
         """
-        image = _check_image(image)
+        image, stamp = _check_image(image), _check_time("stamp", stamp)
         if stamp < self._image_stamp:
             if self._image_stamp - stamp <= self.params["image_timeout"]:
                 return
@@ -194,19 +194,24 @@ class PlannerRuntime:
         """Set the goal: an RGB ``uint8 [H, W, 3]`` image, or a latent ``[*latent_shape]``.
 
         A new goal drops the warm start (the old plan aims elsewhere). Encoding happens once,
-        on the next tick.
+        on the next tick. Anything else raises ValueError and changes nothing.
         """
+        _check_time("stamp", stamp)
+        shape = tuple(self.model.latent_shape)
+        expected = f"an RGB uint8 image [H, W, 3] or a latent of the model's latent_shape {shape}"
         if isinstance(goal, np.ndarray) and goal.dtype == np.uint8:
-            self._goal = _check_image(goal)
+            try:
+                self._goal = _check_image(goal)
+            except ValueError as exc:
+                raise ValueError(f"goal must be {expected}: {exc}") from None
         else:
+            if not isinstance(goal, (np.ndarray, torch.Tensor)):
+                raise ValueError(f"goal must be {expected}, got {type(goal).__name__}")
             latent = torch.as_tensor(goal, dtype=torch.float32)
-            if tuple(latent.shape) != tuple(self.model.latent_shape):
-                raise ValueError(
-                    f"goal latent has shape {tuple(latent.shape)}, the model's latent_shape is "
-                    f"{tuple(self.model.latent_shape)}; pass an RGB uint8 image or a latent"
-                )
+            if tuple(latent.shape) != shape:
+                raise ValueError(f"goal must be {expected}, got shape {tuple(latent.shape)}")
             if not torch.isfinite(latent).all():
-                raise ValueError("goal latent contains NaN or inf")
+                raise ValueError("goal must be finite: the latent contains NaN or inf")
             self._goal = latent
         self._goal_latent = None
         self._warm = None
@@ -219,7 +224,12 @@ class PlannerRuntime:
 
     # -- the control tick -------------------------------------------------------------------
     def tick(self, now: float) -> Command:
-        """Plan from the newest image to the goal and return the action to send now."""
+        """Plan from the newest image to the goal and return the action to send now.
+
+        ``now`` must be a finite number of seconds (ValueError otherwise, and nothing changes):
+        a NaN clock would make every image look fresh.
+        """
+        now = _check_time("now", now)
         t0 = time.perf_counter()
         self._tick += 1
         try:
@@ -240,9 +250,16 @@ class PlannerRuntime:
         age = self._image_age(now)
         if self._image is None:
             return self.stop_command(now, Status.NO_IMAGE, "no camera image received yet", age)
-        if age > self.params["image_timeout"]:
+        timeout = self.params["image_timeout"]
+        if age > timeout:
+            msg = f"camera image is {age:.3f} s old (image_timeout {timeout} s)"
+            return self.stop_command(now, Status.STALE_IMAGE, msg, age)
+        if age < -timeout:
+            # An image from the future never goes stale: the watchdog would never fire.
             msg = (
-                f"camera image is {age:.3f} s old (image_timeout {self.params['image_timeout']} s)"
+                f"camera image is stamped {-age:.3f} s in the future of the clock (more than "
+                f"image_timeout {timeout} s): clock skew between camera and planner; check "
+                "time sync and use_sim_time"
             )
             return self.stop_command(now, Status.STALE_IMAGE, msg, age)
         if self._goal is None:
@@ -357,6 +374,8 @@ class PlannerRuntime:
         try:
             values = P.validate(changes)
         except ValueError as exc:
+            if not isinstance(changes, Mapping):
+                raise  # not a bad value but a caller's bug: the error says what is expected
             return False, str(exc)
         for name, value in values.items():
             if P.SCHEMA[name].read_only and value != self.params[name]:
@@ -385,6 +404,14 @@ class PlannerRuntime:
                 f"stop_action has {len(params['stop_action'])} values, the model's actions "
                 f"have {dim} (or leave it empty for zeros)"
             )
+
+
+def _check_time(name: str, value: Any) -> float:
+    """``value`` as float seconds, or ValueError: NaN would defeat every age comparison."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        if math.isfinite(value):
+            return float(value)
+    raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

@@ -6,10 +6,14 @@ and an exit status) instead of a traceback, a silent wrong value or an unbounded
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import struct
 from pathlib import Path
+from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -17,12 +21,28 @@ import torch
 from grasp_ros.control import PlannerRuntime, Status
 from grasp_ros.control import params as P
 from grasp_ros.control.cli_params import params_from_cli
+from grasp_ros.envs import make_env
+from grasp_ros.io.bags import write_bag
+from grasp_ros.io.images import (
+    ImageConversionError,
+    compressed_image_size,
+    image_msg_to_rgb,
+    rgb_to_image_fields,
+)
+from grasp_ros.io.messages import (
+    COMPRESSED_IMAGE,
+    image_msg,
+    make_header,
+    stamp_to_ns,
+    typestore,
+)
 from grasp_ros.models import load_world_model
 from grasp_ros.models.analytic import PointWallModel
 from grasp_ros.tools import demo, record_sim
 from grasp_ros.tools import replay as R
 
 ANALYTIC = "grasp_ros.models.analytic:PointWallModel"
+T0 = 1_700_000_000.0
 FAST = {"horizon": 10, "budget": "iterations", "iterations": 5, "cold_start_iterations": 30}
 
 
@@ -200,3 +220,93 @@ def test_params_that_are_not_a_mapping_are_a_value_error(changes) -> None:
 def test_a_runtime_built_from_junk_params_is_a_value_error(params) -> None:
     with pytest.raises(ValueError, match="mapping of parameter names to values"):
         PlannerRuntime(PointWallModel(), params)
+
+
+# -- 3. oversized images ------------------------------------------------------------------------
+def _encoded(ext: str, side: int = 32, **params: int) -> bytes:
+    flags = [item for pair in params.items() for item in (getattr(cv2, pair[0]), pair[1])]
+    ok, buf = cv2.imencode(ext, np.full((side, side + 8, 3), 90, np.uint8), flags)
+    assert ok
+    return buf.tobytes()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims ``width`` x ``height`` (the CRC is not fixed up: the
+    size must be refused before anything reads further)."""
+    data = bytearray(_encoded(".png"))
+    data[16:24] = struct.pack(">II", width, height)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "size"),
+    [
+        (_encoded(".png"), (40, 32)),
+        (_encoded(".jpg"), (40, 32)),
+        (_encoded(".jpg", IMWRITE_JPEG_PROGRESSIVE=1), (40, 32)),
+        (_png_claiming(100_000, 100_000), (100_000, 100_000)),
+        (b"\x00\x01\x02\x03", None),
+        (_encoded(".bmp"), None),
+    ],
+)
+def test_the_size_is_read_from_the_png_or_jpeg_header(data, size) -> None:
+    assert compressed_image_size(data) == size
+
+
+@pytest.mark.parametrize("claim", [(100_000, 100_000), (12_000, 12_000)])
+def test_an_oversized_compressed_image_is_refused_before_decoding(claim) -> None:
+    msg = SimpleNamespace(format="png", data=_png_claiming(*claim))
+    with pytest.raises(ImageConversionError, match=rf"{claim[0]} x {claim[1]} pixels.*limit"):
+        image_msg_to_rgb(msg)
+
+
+def test_the_pixel_limit_is_configurable_for_compressed_and_raw_images() -> None:
+    jpeg = SimpleNamespace(format="jpeg", data=_encoded(".jpg"))
+    raw = SimpleNamespace(**rgb_to_image_fields(np.zeros((32, 40, 3), np.uint8)))
+    for msg in (jpeg, raw):
+        assert image_msg_to_rgb(msg).shape == (32, 40, 3)
+        assert image_msg_to_rgb(msg, max_pixels=32 * 40).shape == (32, 40, 3)
+        with pytest.raises(ImageConversionError, match=r"40 x 32 pixels.*limit of 1279"):
+            image_msg_to_rgb(msg, max_pixels=32 * 40 - 1)
+
+
+def test_a_format_without_a_readable_size_is_refused() -> None:
+    msg = SimpleNamespace(format="bmp", data=_encoded(".bmp"))
+    with pytest.raises(ImageConversionError, match="not PNG or JPEG"):
+        image_msg_to_rgb(msg)
+
+
+def _camera_bag(path: Path, bad_frame: int) -> Path:
+    """Twelve compressed camera frames at 20 Hz (frame ``bad_frame`` claims 100000 x 100000)
+    and a goal image."""
+    env = make_env("wall", image_size=32)
+    states = np.stack([np.linspace(10, 50, 12), np.full(12, 20.0), np.full(12, 30.0)], axis=1)
+    compressed_type = typestore().types[COMPRESSED_IMAGE]
+    with write_bag(path) as bag:
+        rgbs = list(env.render_states(states))
+        bag.write("goal_image", image_msg(rgbs[-1], T0, "camera"), stamp_to_ns(T0))
+        for i, rgb in enumerate(rgbs):
+            t = T0 + 0.05 * i
+            _, png = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+            data = _png_claiming(100_000, 100_000) if i == bad_frame else png.tobytes()
+            msg = compressed_type(
+                header=make_header(t, "camera"),
+                format="rgb8; png compressed bgr8",
+                data=np.frombuffer(data, np.uint8),
+            )
+            bag.write("camera/image_raw", msg, stamp_to_ns(t + 0.002))
+    return path
+
+
+def test_an_oversized_image_in_a_replay_is_skipped_and_counted(tmp_path, capsys) -> None:
+    bag = _camera_bag(tmp_path / "bag", bad_frame=5)
+    fast = ["-p", f"model={ANALYTIC}", "-p", "horizon=6", "-p", "iterations=2"]
+    assert R.main([str(bag), "--quiet", "--report", str(tmp_path / "r.json"), *fast]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    skipped = report["skipped"]["camera/image_raw"]
+    assert skipped["count"] == 1 and "100000 x 100000 pixels" in skipped["first_error"]
+    assert "skipped 1 unusable message(s)" in capsys.readouterr().err
+    params = {**params_from_cli(None, []), "model": ANALYTIC, "horizon": 6, "iterations": 2}
+    small = R.replay(bag, params, max_image_pixels=100)
+    assert small.report["skipped"]["camera/image_raw"]["count"] == 12
+    assert set(small.report["status_counts"]) == {"NO_IMAGE"}

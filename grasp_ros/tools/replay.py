@@ -55,7 +55,7 @@ from grasp_ros.control.outputs import (
 )
 from grasp_ros.io.bag_source import BagSource, open_bag
 from grasp_ros.io.bags import BagError, BagWriter, RawMessage, TopicInfo, write_bag
-from grasp_ros.io.images import ImageConversionError, image_msg_to_rgb
+from grasp_ros.io.images import MAX_PIXELS, ImageConversionError, image_msg_to_rgb
 from grasp_ros.io.messages import (
     ACTION_COMMAND,
     COMPRESSED_IMAGE,
@@ -176,8 +176,10 @@ class _Replay:
         writer: BagWriter | None,
         rate_scale: float,
         tick_hook: Callable[[Command], None] | None,
+        max_image_pixels: int = MAX_PIXELS,
     ) -> None:
         self.rt, self.source = runtime, source
+        self.max_image_pixels = max_image_pixels
         self.image_topic, self.goal_topic = topics.image, topics.goal
         self.used, self.copied = set(topics.used), set(topics.copied)
         self.writer, self.out = writer, topics.outputs
@@ -228,7 +230,7 @@ class _Replay:
             # every image stale there, and so here.
             stamp = time_to_sec(msg.header.stamp)
             try:
-                rgb = image_msg_to_rgb(msg)
+                rgb = image_msg_to_rgb(msg, self.max_image_pixels)
             except (ImageConversionError, TypeError, ValueError) as exc:
                 self._skip(m.topic, str(exc), stamp)
                 return
@@ -298,6 +300,7 @@ def replay(
     rate_scale: float = 1.0,
     progress: bool = False,
     tick_hook: Callable[[Command], None] | None = None,
+    max_image_pixels: int = MAX_PIXELS,
 ) -> ReplayResult:
     """Replay ``bag`` through a PlannerRuntime built from ``params``; see the module docstring.
 
@@ -312,6 +315,8 @@ def replay(
         rate_scale: with ``realtime_budget``, play the bag this many times faster than real
             time: each tick's wall-clock budget is the control period divided by it.
         tick_hook: called with every tick's Command (progress displays, tests).
+        max_image_pixels: images larger than this (width x height, read from the header before
+            decoding) are skipped and counted, like undecodable ones.
 
     Raises:
         FileNotFoundError, FileExistsError, BagError, ValueError: with a message that says
@@ -321,6 +326,8 @@ def replay(
     bag_path = Path(bag)
     if out is not None:
         _check_output(Path(out), bag_path, overwrite)
+    if max_image_pixels < 1:
+        raise ValueError(f"--max-image-pixels must be at least 1, got {max_image_pixels}")
     values = dict(params)
     values["budget"] = "deadline" if realtime_budget else "iterations"
     _check_rate_scale(values, rate_scale, realtime_budget)
@@ -339,7 +346,7 @@ def replay(
             if writer is not None:
                 topics.add_to(writer)
             total = sum(source.counts.get(t, 0) for t in topics.read) if source.counts else None
-            loop = _Replay(runtime, source, topics, writer, rate_scale, tick_hook)
+            loop = _Replay(runtime, source, topics, writer, rate_scale, tick_hook, max_image_pixels)
             with tqdm(
                 total=total, unit="msg", desc="replaying", disable=not progress, leave=False
             ) as bar:
@@ -654,6 +661,14 @@ def build_parser() -> argparse.ArgumentParser:
         "tick's wall-clock budget is the control period / X (X < 1 emulates a faster "
         "computer); the tick schedule in bag time does not change (default: 1)",
     )
+    parser.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        metavar="N",
+        help="skip (and count) images larger than N pixels, width x height, judged by the "
+        "header before decoding (default: %(default)s = 4096 x 4096)",
+    )
     parser.add_argument("--force", action="store_true", help="replace existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_param_arguments(parser)
@@ -725,6 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             realtime_budget=args.realtime_budget,
             rate_scale=args.rate_scale,
             progress=not args.quiet,
+            max_image_pixels=args.max_image_pixels,
         )
         if args.report:
             write_json(result.report, report_path, args.force)

@@ -21,6 +21,7 @@ import torch
 from grasp_ros.control import PlannerRuntime, Status
 from grasp_ros.control import params as P
 from grasp_ros.control.cli_params import params_from_cli
+from grasp_ros.control.memory import plan_bytes, saved_bytes_per_sample
 from grasp_ros.envs import make_env
 from grasp_ros.io.bags import write_bag
 from grasp_ros.io.images import (
@@ -38,6 +39,7 @@ from grasp_ros.io.messages import (
 )
 from grasp_ros.models import load_world_model
 from grasp_ros.models.analytic import PointWallModel
+from grasp_ros.models.loader import CHECKPOINT_DIR
 from grasp_ros.tools import demo, record_sim
 from grasp_ros.tools import replay as R
 
@@ -310,3 +312,45 @@ def test_an_oversized_image_in_a_replay_is_skipped_and_counted(tmp_path, capsys)
     small = R.replay(bag, params, max_image_pixels=100)
     assert small.report["skipped"]["camera/image_raw"]["count"] == 12
     assert set(small.report["status_counts"]) == {"NO_IMAGE"}
+
+
+# -- 9. the memory guard ------------------------------------------------------------------------
+HUGE = {"horizon": 1000, "grasp.population": 4096}
+
+
+def test_a_configuration_that_would_not_fit_is_refused_with_the_estimate() -> None:
+    with pytest.raises(ValueError, match=r"would need about [\d,]+ MiB, more than the limit"):
+        _runtime(**HUGE, memory_limit_mb=1024)
+    rt = _runtime(memory_limit_mb=1024)
+    before, planner = dict(rt.params), rt.planner
+    ok, reason = rt.set_params(HUGE)
+    assert not ok and "grasp at horizon 1000" in reason and "memory_limit_mb=1024" in reason
+    assert rt.params == before and rt.planner is planner
+    assert not rt.set_params({"memory_limit_mb": 0.001})[0]  # the current one would not fit
+    assert rt.set_params({"horizon": 50, "cem.samples": 4000, "planner": "cem"})[0]
+
+
+def test_the_default_limit_is_half_the_device_memory() -> None:
+    model = PointWallModel(latent_shape=(256, 384))  # DINO-WM-sized patch tokens
+    with pytest.raises(ValueError, match=r"half of the cpu device's memory"):
+        PlannerRuntime(model, HUGE)
+
+
+def test_the_estimate_grows_with_horizon_population_and_latent_size() -> None:
+    model = PointWallModel()
+    per_sample = saved_bytes_per_sample(model)
+    assert per_sample > 0
+    base = {**P.defaults(), "horizon": 10}
+    one = plan_bytes(base, model, per_sample)
+    assert plan_bytes({**base, "horizon": 20}, model, per_sample) == 2 * one
+    assert plan_bytes({**base, "grasp.population": 16}, model, per_sample) > one
+    wide = PointWallModel(latent_shape=(64,))
+    assert plan_bytes(base, wide, saved_bytes_per_sample(wide)) > one
+
+
+def test_a_checkpoint_declaring_a_huge_network_is_refused_before_allocating(tmp_path) -> None:
+    ckpt = torch.load(CHECKPOINT_DIR / "wall.pt", weights_only=True)
+    ckpt["config"] = {**ckpt["config"], "hidden_dim": 2**20}  # 10^12 weights declared
+    torch.save(ckpt, tmp_path / "huge.pt")
+    with pytest.raises(ValueError, match=r"declares .* weights but holds"):
+        load_world_model(tmp_path / "huge.pt")

@@ -150,6 +150,15 @@ _BASE = (
         high=1000,
         rebuilds_planner=True,
     ),
+    _p(
+        "memory_limit_mb",
+        float,
+        0.0,
+        "refuse a horizon and planner settings whose estimated memory exceeds this (MiB; "
+        "0: half of the device's memory)",
+        low=0.0,
+        high=1e9,
+    ),
     _p("control_rate", float, 10.0, "control ticks per second (Hz)", low=0.1, high=1000.0),
     _p(
         "image_timeout",

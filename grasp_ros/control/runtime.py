@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from grasp_ros.control import params as P
+from grasp_ros.control.memory import check_memory, saved_bytes_per_sample
 from grasp_ros.models.base import to_tensor
 from grasp_ros.planning import Plan, Planner, make_planner
 
@@ -119,6 +120,8 @@ class PlannerRuntime:
         self.params = P.defaults()
         self.params.update(P.validate({} if params is None else params))
         self._check_action_params(self.params)
+        self._per_sample = saved_bytes_per_sample(self.model)
+        check_memory(self.params, self.model, self._per_sample)
         self.planner = self._build_planner(self.params)
         self.stats = RuntimeStats()
         self._image: np.ndarray | None = None
@@ -367,7 +370,8 @@ class PlannerRuntime:
     def set_params(self, changes: Mapping[str, Any]) -> tuple[bool, str]:
         """Apply parameter changes atomically: all of them, or none with the reason.
 
-        Read-only parameters (``model``, ``device``, ``cpu_threads``) are refused; a change to
+        Read-only parameters (``model``, ``device``, ``cpu_threads``) are refused, and so is a
+        configuration whose estimated memory exceeds ``memory_limit_mb``; a change to
         the planner, the horizon, the seed or a planner setting builds a new planner first, so
         an invalid combination (say CEM elites > samples) is refused before anything changes.
         """
@@ -383,6 +387,7 @@ class PlannerRuntime:
         candidate = {**self.params, **values}
         try:
             self._check_action_params(candidate)
+            check_memory(candidate, self.model, self._per_sample)
             planner = (
                 self._build_planner(candidate)
                 if any(P.SCHEMA[n].rebuilds_planner for n in values)

@@ -163,7 +163,7 @@ def _load_file(path: Path, device: torch.device) -> nn.Module:
         )
     try:
         return ReferenceWorldModel.from_checkpoint(ckpt)
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"checkpoint {path} does not match ReferenceWorldModel: {exc}") from exc
 
 

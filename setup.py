@@ -41,10 +41,10 @@ setup(
     entry_points={
         "console_scripts": [
             "grasp-ros-demo = grasp_ros.tools.demo:main",
-            "grasp-ros-train = grasp_ros.tools.train:main",
+            "grasp-ros-train = grasp_ros.research.train:main",
             "grasp-ros-replay = grasp_ros.tools.replay:main",
             "grasp-ros-record-sim = grasp_ros.tools.record_sim:main",
-            "grasp-ros-bench = grasp_ros.tools.bench:main",
+            "grasp-ros-bench = grasp_ros.research.bench:main",
         ]
     },
 )

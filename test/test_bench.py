@@ -15,8 +15,8 @@ import torch
 
 from grasp_ros.envs import Task, WallEnv
 from grasp_ros.models import ReferenceWorldModel, WorldModel
-from grasp_ros.tools import bench, bench_report
-from grasp_ros.tools.bench_protocol import (
+from grasp_ros.research import bench, bench_report
+from grasp_ros.research.bench_protocol import (
     BENCH_PLANNERS,
     build_planner,
     encode_tasks,

@@ -11,11 +11,11 @@ from PIL import Image
 
 from grasp_ros.envs import make_env
 from grasp_ros.io import messages
+from grasp_ros.io import sim_topics as sim
 from grasp_ros.io.bags import LATCHED, BagReader
 from grasp_ros.io.images import image_msg_to_rgb
 from grasp_ros.models.analytic import PointWallModel
 from grasp_ros.tools import demo
-from grasp_ros.tools import sim_topics as sim
 
 # The analytic world: no checkpoint needed, plans in milliseconds. It was not trained on the
 # Wall images, so the test checks the plumbing, not whether the agent gets there.

@@ -20,10 +20,10 @@ from grasp_ros.models import (
     load_world_model,
     resolve_device,
 )
-from grasp_ros.models.fidelity import ROLLOUT_STEPS, fidelity
 from grasp_ros.models.loader import CHECKPOINT_DIR
-from grasp_ros.tools import train
-from grasp_ros.tools.planner_data import TASK_SEED_OFFSET, planner_episodes
+from grasp_ros.research import train
+from grasp_ros.research.fidelity import ROLLOUT_STEPS, fidelity
+from grasp_ros.research.planner_data import TASK_SEED_OFFSET, planner_episodes
 
 SHIPPED = ["wall", "maze"]
 

@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from grasp_ros.envs import make_env
+from grasp_ros.io import sim_topics
 from grasp_ros.io.bags import LATCHED, BagReader
 from grasp_ros.io.messages import ACTION_COMMAND, IMAGE, time_to_sec
-from grasp_ros.tools import record_sim, sim_topics
+from grasp_ros.tools import record_sim
 from grasp_ros.tools.record_sim import CameraModel, expert_policy, main
 
 ANALYTIC = "grasp_ros.models.analytic:PointWallModel"

@@ -38,8 +38,10 @@ from tqdm import tqdm
 import grasp_ros
 from grasp_ros.control import Command, PlannerRuntime, Status
 from grasp_ros.control import params as P
+from grasp_ros.control.episode import EpisodeHooks, Tick, run_episode
 from grasp_ros.control.outputs import action_fields, status_fields, trajectory_fields
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
+from grasp_ros.io import sim_topics
 from grasp_ros.io.bags import LATCHED, BagWriter, write_bag
 from grasp_ros.io.messages import (
     IMAGE,
@@ -49,14 +51,13 @@ from grasp_ros.io.messages import (
     stamp_to_ns,
     virtual_trajectory_msg,
 )
+from grasp_ros.io.sim_topics import STRING
 from grasp_ros.models import has_decoder
 from grasp_ros.planning import PLANNERS
-from grasp_ros.tools import overlay, sim_topics
 from grasp_ros.tools.record_sim import DEFAULT_START_TIME as START_TIME
-from grasp_ros.tools.sim_topics import STRING
-from grasp_ros.viz import decode_mosaic
+from grasp_ros.viz import decode_mosaic, overlay
 
-#: The planner node's topics (the simulator's are in `grasp_ros.tools.sim_topics`).
+#: The planner node's topics (the simulator's are in `grasp_ros.io.sim_topics`).
 ACTION_TOPIC, PLAN_TOPIC, STATUS_TOPIC = "action", "plan", "status"
 
 PANEL = 256
@@ -69,7 +70,7 @@ LEGEND = "dots: virtual states (dark=early)  blue: model rollout  grey: path  gr
 
 
 @dataclass
-class Tick:
+class TickRecord:
     """One control tick as the plot and the summary need it."""
 
     episode: int
@@ -269,12 +270,12 @@ def _quantize(frame: Image.Image) -> Image.Image:
     return frame.quantize(colors=255, dither=Image.Dither.NONE)
 
 
-class ClosedLoop:
+class ClosedLoop(EpisodeHooks):
     """The simulator and the runtime stepped together on one simulated clock.
 
-    Per tick: the camera image (the simulator's render, stamped with the simulated time) goes
-    to ``on_image``, ``tick`` returns the command, the simulator executes its action, and the
-    clock advances one control period. Everything either side would publish goes to the bag.
+    Episodes run through :func:`~grasp_ros.control.episode.run_episode` one after another on
+    one clock; this class records what either side would publish to the bag, the tick
+    records and the animation frames.
     """
 
     def __init__(
@@ -289,15 +290,15 @@ class ClosedLoop:
         self.runtime, self.env, self.bag, self.anim = runtime, env, bag, anim
         self.realtime, self.episodes = realtime, episodes
         self.frame_id = runtime.params["frame_id"]
-        self.records: list[Tick] = []
+        self.records: list[TickRecord] = []
         self.steps = 0
+        self._ep: Episode | None = None
+        self._task: Task | None = None
+        self._trail: list[np.ndarray] = []
+        self._image: np.ndarray | None = None
+        self._bar: tqdm | None = None
         for topic, msgtype in ((sim_topics.GOAL_TOPIC, IMAGE), (sim_topics.TASK_TOPIC, STRING)):
             bag.add_topic(topic, msgtype, qos=[LATCHED])  # transient local, as the sim offers
-
-    def now(self) -> float:
-        """Simulated time: control periods so far (each tick, and each episode's last frame),
-        counted from the sim recorder's start time."""
-        return START_TIME + self.steps * self.runtime.period
 
     def run(self, ep: Episode, bar: tqdm) -> None:
         """Run one episode to success, the tick limit or GOAL_REACHED; fills in ``ep``."""
@@ -306,48 +307,22 @@ class ClosedLoop:
         ep.optimal_steps, ep.non_greedy = task.optimal_steps, task.non_greedy
         ep.max_ticks = ep.max_ticks or TICKS_PER_OPTIMAL_STEP * task.optimal_steps
         bar.total += ep.max_ticks
-        image, trail = env.reset(state=task.start_state), [task.start_state[:2]]
-        runtime.on_goal(task.goal_image, self.now())
-        ns = stamp_to_ns(self.now())
-        self.bag.write(sim_topics.TASK_TOPIC, sim_topics.task_msg(env, task), ns)
-        self.bag.write(
-            sim_topics.GOAL_TOPIC,
-            image_msg(task.goal_image, self.now(), sim_topics.CAMERA_FRAME),
-            ns,
+        self._ep, self._task, self._bar = ep, task, bar
+        self._trail = [task.start_state[:2]]
+        misses = runtime.stats.deadline_misses
+        outcome = run_episode(
+            env,
+            task,
+            runtime,
+            period=runtime.period,
+            max_ticks=ep.max_ticks,
+            start_time=START_TIME,
+            first_step=self.steps,
+            hooks=self,
+            stop_after=(Status.GOAL_REACHED,),
+            realtime=self.realtime,
         )
-        misses, wall0 = runtime.stats.deadline_misses, time.monotonic()
-        while not (ep.success or ep.ticks >= ep.max_ticks or ep.end == Status.GOAL_REACHED.name):
-            t = self.now()
-            self._publish_sim(t, image)
-            runtime.on_image(image, t)
-            t0 = time.perf_counter()
-            cmd = runtime.tick(t)
-            tick_time = time.perf_counter() - t0
-            plan = trajectory_fields(cmd.plan, runtime.model) if cmd.plan is not None else None
-            self._publish_planner(cmd, plan)
-            self.records.append(
-                Tick(
-                    ep.episode, cmd.status.name, cmd.solve_time, tick_time, cmd.iterations, cmd.cost
-                )
-            )
-            ep.ticks, ep.end = ep.ticks + 1, cmd.status.name
-            if self.anim is not None:
-                self.anim.add(image, task, trail, self._lines(ep, cmd, task), plan)
-            image = env.step(cmd.action)
-            self.steps += 1
-            trail.append(env.state[:2])
-            ep.success = env.success(env.state, task.goal_state)
-            bar.update()
-            bar.set_postfix(
-                status=cmd.status.name,
-                cost=f"{cmd.cost:.4f}",
-                solve_ms=f"{1000 * cmd.solve_time:.0f}",
-                refresh=False,
-            )
-            if self.realtime:
-                time.sleep(max(0.0, wall0 + ep.ticks * runtime.period - time.monotonic()))
-        self._publish_sim(self.now(), image)
-        self.steps += 1
+        self.steps += outcome.ticks + 1  # each tick, and the episode's last frame
         bar.total -= ep.max_ticks - ep.ticks
         bar.refresh()
         ep.final_distance = float(np.linalg.norm(env.state[:2] - task.goal_state[:2]))
@@ -360,12 +335,53 @@ class ClosedLoop:
                 f"distance to goal {ep.final_distance:.1f} units "
                 f"(success radius {env.success_radius})",
             ]
-            self.anim.add(image, task, trail, lines, repeat=END_FRAMES)
+            self.anim.add(env.render(), task, self._trail, lines, repeat=END_FRAMES)
 
-    def _publish_sim(self, t: float, image: np.ndarray) -> None:
-        ns = stamp_to_ns(t)
-        self.bag.write(sim_topics.CAMERA_TOPIC, image_msg(image, t, sim_topics.CAMERA_FRAME), ns)
-        self.bag.write(sim_topics.POSE_TOPIC, sim_topics.pose_msg(self.env.state, t), ns)
+    # -- EpisodeHooks -------------------------------------------------------------------------
+    def on_start(self, task: Task, stamp: float) -> None:
+        ns = stamp_to_ns(stamp)
+        self.bag.write(sim_topics.TASK_TOPIC, sim_topics.task_msg(self.env, task), ns)
+        self.bag.write(
+            sim_topics.GOAL_TOPIC, image_msg(task.goal_image, stamp, sim_topics.CAMERA_FRAME), ns
+        )
+
+    def on_frame(self, capture: float, receive: float, image: np.ndarray) -> None:
+        self._image = image
+        msg = image_msg(image, capture, sim_topics.CAMERA_FRAME)
+        self.bag.write(sim_topics.CAMERA_TOPIC, msg, stamp_to_ns(receive))
+
+    def on_state(self, stamp: float, state: np.ndarray) -> None:
+        self.bag.write(sim_topics.POSE_TOPIC, sim_topics.pose_msg(state, stamp), stamp_to_ns(stamp))
+
+    def on_tick(self, tick: Tick) -> None:
+        ep, cmd = self._ep, tick.command
+        plan = trajectory_fields(cmd.plan, self.runtime.model) if cmd.plan is not None else None
+        self._publish_planner(cmd, plan)
+        self.records.append(
+            TickRecord(
+                ep.episode,
+                cmd.status.name,
+                cmd.solve_time,
+                tick.tick_time,
+                cmd.iterations,
+                cmd.cost,
+            )
+        )
+        ep.ticks, ep.end = ep.ticks + 1, cmd.status.name
+        if self.anim is not None:
+            self.anim.add(self._image, self._task, self._trail, self._lines(ep, cmd), plan)
+
+    def on_step(self, tick: Tick, state: np.ndarray, image: np.ndarray) -> None:
+        cmd = tick.command
+        self._trail.append(state[:2])
+        self._ep.success = self.env.success(state, self._task.goal_state)
+        self._bar.update()
+        self._bar.set_postfix(
+            status=cmd.status.name,
+            cost=f"{cmd.cost:.4f}",
+            solve_ms=f"{1000 * cmd.solve_time:.0f}",
+            refresh=False,
+        )
 
     def _publish_planner(self, cmd: Command, plan: dict[str, Any] | None) -> None:
         t, ns, frame = cmd.stamp, stamp_to_ns(cmd.stamp), self.frame_id
@@ -378,9 +394,9 @@ class ClosedLoop:
             msg = virtual_trajectory_msg(stamp_sec=t, frame_id=frame, **plan)
             self.bag.write(PLAN_TOPIC, msg, ns)
 
-    def _lines(self, ep: Episode, cmd: Command, task: Task) -> list[str]:
+    def _lines(self, ep: Episode, cmd: Command) -> list[str]:
         p = self.runtime.params
-        gap = float(np.linalg.norm(self.env.state[:2] - task.goal_state[:2]))
+        gap = float(np.linalg.norm(self.env.state[:2] - self._task.goal_state[:2]))
         return [
             f"{self.env.name} | {p['planner']} T={p['horizon']} | episode {ep.episode + 1}/"
             f"{self.episodes} | tick {ep.ticks}/{ep.max_ticks} | t={cmd.stamp - START_TIME:.1f} s",
@@ -390,7 +406,7 @@ class ClosedLoop:
 
 
 def plot_ticks(
-    records: list[Tick], episodes: list[Episode], title: str, period: float, path: Path
+    records: list[TickRecord], episodes: list[Episode], title: str, period: float, path: Path
 ) -> None:
     """Solve time, iterations and cost per tick (planning ticks only), episodes shaded apart."""
     import matplotlib
@@ -449,7 +465,7 @@ def summarize(
     args: argparse.Namespace,
     runtime: PlannerRuntime,
     episodes: list[Episode],
-    records: list[Tick],
+    records: list[TickRecord],
     wall: float,
 ) -> dict[str, Any]:
     """summary.json's contents: per-episode outcomes, timing percentiles, params, versions."""

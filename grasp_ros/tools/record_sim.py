@@ -29,27 +29,25 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from grasp_ros.control import Command, PlannerRuntime
+from grasp_ros.control import PlannerRuntime
 from grasp_ros.control import params as P
 from grasp_ros.control.cli_params import add_param_arguments, params_from_cli
+from grasp_ros.control.episode import EpisodeHooks, Frame, Policy, Tick, run_episode
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
-from grasp_ros.io.bags import LATCHED, STORAGES, BagError, write_bag
+from grasp_ros.io import sim_topics as topics
+from grasp_ros.io.bags import LATCHED, STORAGES, BagError, BagWriter, write_bag
 from grasp_ros.io.messages import ACTION_COMMAND, IMAGE, action_command_msg, image_msg, stamp_to_ns
-from grasp_ros.tools import sim_topics as topics
 
 AGENTS = ("expert", "random", "planner")
 DEFAULT_START_TIME = 1_700_000_000.0
 #: Cells of the shortest path the expert aims ahead: one step moves ``speed`` = 2 cells.
 EXPERT_LOOKAHEAD = 2
-
-Policy = Callable[[float, np.ndarray], np.ndarray]
 
 #: The contract's topics as ``ros2 bag record`` stores them: fully qualified, root namespace.
 CAMERA, GOAL, TASK, POSE, EXECUTED = (
@@ -215,13 +213,61 @@ def record(
     steps = max(1, round(duration * control_rate))
     frames = camera.frames(steps * dt, rng)
     nominal = len(np.arange(0.0, steps * dt, 1.0 / camera.rate))
-    runtime = policy if isinstance(policy, PlannerRuntime) else None
-    if runtime is not None:
-        runtime.on_goal(task.goal_image, start_time)
-    states = [np.asarray(task.start_state, dtype=np.float64)]
-    statuses: dict[str, int] = {}
-    frame_i = 0
     with write_bag(out, storage=storage, overwrite=overwrite) as bag:
+        log = _BagLog(bag, env, dt)
+        with tqdm(total=steps, desc="simulating", unit="step", disable=not progress) as bar:
+            log.bar = bar
+            outcome = run_episode(
+                env,
+                task,
+                policy,
+                period=dt,
+                max_ticks=steps,
+                start_time=start_time,
+                camera=_DelayedCamera(env, frames, start_time, dt),
+                hooks=log,
+                until_success=False,
+            )
+    return Recording(
+        path=Path(out),
+        task=task,
+        steps=steps,
+        frames=len(frames),
+        dropped_frames=nominal - len(frames),
+        final_state=outcome.final_state,
+        success=env.success(outcome.final_state, task.goal_state),
+        statuses=log.statuses,
+    )
+
+
+class _DelayedCamera:
+    """The recorded camera: :class:`CameraModel` frames, each showing the state at its
+    capture time and reaching the agent (and the bag) at its receive time."""
+
+    def __init__(
+        self, env: PointEnv, frames: list[tuple[float, float]], start_time: float, dt: float
+    ) -> None:
+        self.env, self.pending, self.start_time, self.dt = env, list(frames), start_time, dt
+
+    def frames(
+        self, until: float, stamp: float, states: list[np.ndarray], image: np.ndarray
+    ) -> list[Frame]:
+        out = []
+        while self.pending and self.pending[0][1] <= until:
+            capture, receive = self.pending.pop(0)
+            shown = states[min(int(capture / self.dt), len(states) - 1)]
+            rgb = self.env.render_states(shown[None])[0]
+            out.append((self.start_time + capture, self.start_time + receive, rgb))
+        return out
+
+
+class _BagLog(EpisodeHooks):
+    """What the recorder writes: the robot's topics and the simulator's ground truth."""
+
+    def __init__(self, bag: BagWriter, env: PointEnv, dt: float) -> None:
+        self.bag, self.env, self.dt = bag, env, dt
+        self.statuses: dict[str, int] = {}
+        self.bar: tqdm | None = None
         # Goal and task are latched, as the sim node publishes them: ros2 bag play then
         # republishes them latched, and a planner that starts late still receives them.
         for topic, msgtype in (
@@ -233,59 +279,29 @@ def record(
         ):
             latched = topic.lstrip("/") in topics.LATCHED_TOPICS
             bag.add_topic(topic, msgtype, qos=[LATCHED] if latched else [])
-        t0_ns = stamp_to_ns(start_time)
-        bag.write(TASK, topics.task_msg(env, task), t0_ns)
-        bag.write(GOAL, image_msg(task.goal_image, start_time, topics.CAMERA_FRAME), t0_ns)
 
-        def deliver_frames(until: float) -> None:
-            """Write (and show the planner) every frame received up to ``until``."""
-            nonlocal frame_i
-            while frame_i < len(frames) and frames[frame_i][1] <= until:
-                capture, receive = frames[frame_i]
-                shown = states[min(int(capture / dt), len(states) - 1)]
-                rgb = env.render_states(shown[None])[0]
-                stamp = start_time + capture
-                bag.write(
-                    CAMERA,
-                    image_msg(rgb, stamp, topics.CAMERA_FRAME),
-                    stamp_to_ns(start_time + receive),
-                )
-                if runtime is not None:
-                    runtime.on_image(rgb, stamp)
-                frame_i += 1
+    def on_start(self, task: Task, stamp: float) -> None:
+        ns = stamp_to_ns(stamp)
+        self.bag.write(TASK, topics.task_msg(self.env, task), ns)
+        self.bag.write(GOAL, image_msg(task.goal_image, stamp, topics.CAMERA_FRAME), ns)
 
-        for k in tqdm(range(steps), desc="simulating", unit="step", disable=not progress):
-            t = k * dt
-            deliver_frames(t)
-            state = states[-1]
-            stamp = start_time + t
-            bag.write(POSE, topics.pose_msg(state, stamp), stamp_to_ns(stamp))
-            if runtime is not None:
-                cmd: Command = runtime.tick(stamp)
-                statuses[cmd.status.name] = statuses.get(cmd.status.name, 0) + 1
-                action = cmd.action
-            else:
-                action = policy(t, state)
-            action = np.asarray(action, dtype=np.float32)
-            bag.write(
-                EXECUTED,
-                action_command_msg(stamp_sec=stamp, action=action, dt=dt, step_index=0),
-                stamp_to_ns(stamp),
-            )
-            states.append(env.step_states(state[None], action[None])[0])
-        deliver_frames(math.inf)
-        end = start_time + steps * dt
-        bag.write(POSE, topics.pose_msg(states[-1], end), stamp_to_ns(end))
-    return Recording(
-        path=Path(out),
-        task=task,
-        steps=steps,
-        frames=len(frames),
-        dropped_frames=nominal - len(frames),
-        final_state=states[-1],
-        success=env.success(states[-1], task.goal_state),
-        statuses=statuses,
-    )
+    def on_frame(self, capture: float, receive: float, image: np.ndarray) -> None:
+        msg = image_msg(image, capture, topics.CAMERA_FRAME)
+        self.bag.write(CAMERA, msg, stamp_to_ns(receive))
+
+    def on_state(self, stamp: float, state: np.ndarray) -> None:
+        self.bag.write(POSE, topics.pose_msg(state, stamp), stamp_to_ns(stamp))
+
+    def on_tick(self, tick: Tick) -> None:
+        if tick.command is not None:
+            name = tick.command.status.name
+            self.statuses[name] = self.statuses.get(name, 0) + 1
+        msg = action_command_msg(stamp_sec=tick.stamp, action=tick.action, dt=self.dt, step_index=0)
+        self.bag.write(EXECUTED, msg, stamp_to_ns(tick.stamp))
+
+    def on_step(self, tick: Tick, state: np.ndarray, image: np.ndarray) -> None:
+        if self.bar is not None:
+            self.bar.update()
 
 
 # -- command line -------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from grasp_ros.control.outputs import (
     status_fields,
     trajectory_fields,
 )
+from grasp_ros.io import sim_topics
 from grasp_ros.io.bag_source import BagSource, open_bag
 from grasp_ros.io.bags import BagError, BagWriter, RawMessage, TopicInfo, write_bag
 from grasp_ros.io.images import MAX_PIXELS, ImageConversionError, image_msg_to_rgb
@@ -67,7 +68,6 @@ from grasp_ros.io.messages import (
     time_to_sec,
     virtual_trajectory_msg,
 )
-from grasp_ros.tools import sim_topics
 
 DEFAULT_IMAGE_TOPICS = (sim_topics.CAMERA_TOPIC, "image")
 DEFAULT_GOAL_TOPIC = sim_topics.GOAL_TOPIC

@@ -1,6 +1,6 @@
 """Benchmark statistics and result files: JSON, a Markdown table in the paper's format, plots.
 
-A run's ``results`` dict (built by :mod:`grasp_ros.tools.bench`) holds every task outcome; this
+A run's ``results`` dict (built by :mod:`grasp_ros.research.bench`) holds every task outcome; this
 module summarises it (success rates with Wilson 95% intervals, medians over successful tasks),
 checks the paper's claim at long horizons, and writes ``NAME.json``, ``NAME.md``,
 ``NAME_success.png`` and ``NAME_time.png``.

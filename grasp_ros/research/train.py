@@ -10,7 +10,7 @@ Training has three stages:
 2. Dynamics: encoder frozen, every frame encoded once, then the (action-gated) residual MLP is
    trained on ``--rollout-steps``-step open-loop rollouts in latent space (planners roll it out
    50-80 steps, so one-step accuracy is not enough), with the gradient norm clipped.
-3. Planner rounds (:mod:`grasp_ros.tools.planner_data`): GRASP, GD and CEM plan sampled tasks
+3. Planner rounds (:mod:`grasp_ros.research.planner_data`): GRASP, GD and CEM plan sampled tasks
    in the current model, the plans run in the true world, and the dynamics keeps training on a
    mix of those episodes and the random ones. Planners seek out the model's errors (a leaky
    wall is a shortcut); this puts data exactly there.
@@ -40,9 +40,9 @@ from tqdm import tqdm
 
 from grasp_ros.envs import ENVS, PointEnv, make_env, random_rollouts
 from grasp_ros.models.base import to_tensor
-from grasp_ros.models.fidelity import ROLLOUT_STEPS, fidelity
 from grasp_ros.models.reference import ReferenceWorldModel
-from grasp_ros.tools.planner_data import planner_episodes
+from grasp_ros.research.fidelity import ROLLOUT_STEPS, fidelity
+from grasp_ros.research.planner_data import planner_episodes
 
 #: Weight of the reconstruction error on the agent's dot (a few pixels of a mostly plain image).
 DOT_WEIGHT = 20.0
@@ -598,7 +598,7 @@ def model_card(training: dict[str, Any], m: dict[str, float]) -> str:
     frames = t["episodes"] * (t["episode_length"] + 1)
     card = f"""# Reference world model: `{env}`
 
-Trained by `{_command(t)}` (grasp_ros.tools.train) in
+Trained by `{_command(t)}` (grasp_ros.research.train) in
 {m["train_seconds"] / 60:.1f} min on a shared 2-core CPU ({t["threads"]} torch thread).
 Load it with `grasp_ros.models.load_world_model('{env}')`; `env_for_model(model)` builds the
 matching environment.
@@ -642,7 +642,7 @@ a random number of steps with switch probability 0.15), seed {t["seed"]}. Held o
 
 Normalised MSE is MSE divided by the latent variance. One step moves the agent up to 2 units.
 
-## Long-horizon fidelity (`grasp_ros.models.fidelity`, world units, median / 90th percentile)
+## Long-horizon fidelity (`grasp_ros.research.fidelity`, world units, median / 90th percentile)
 | check | value |
 |---|---|
 {_fidelity_rows(m)}
@@ -694,7 +694,7 @@ def _planner_rounds_text(t: dict[str, Any]) -> str:
     if not rounds:
         return ""
     return (
-        f"3. Planner-in-the-loop data ({rounds} rounds, `grasp_ros.tools.planner_data`): each "
+        f"3. Planner-in-the-loop data ({rounds} rounds, `grasp_ros.research.planner_data`): each "
         f"round GRASP, GD and CEM plan {t['planner_tasks']} sampled tasks (seeds far from the "
         f"benchmark's) in the current model, the plans run in the true world with N(0, 0.1) "
         f"action noise, and the dynamics trains {t['round_steps']} more steps with "

@@ -32,8 +32,8 @@ import grasp_ros
 from grasp_ros.envs import ENVS
 from grasp_ros.models import env_for_model, list_shipped_models, load_world_model
 from grasp_ros.models.loader import CHECKPOINT_DIR, resolve_device
-from grasp_ros.tools import bench_report
-from grasp_ros.tools.bench_protocol import (
+from grasp_ros.research import bench_report
+from grasp_ros.research.bench_protocol import (
     BENCH_PLANNERS,
     build_planner,
     encode_tasks,

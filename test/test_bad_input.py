@@ -40,6 +40,8 @@ from grasp_ros.io.messages import (
 from grasp_ros.models import load_world_model
 from grasp_ros.models.analytic import PointWallModel
 from grasp_ros.models.loader import CHECKPOINT_DIR
+from grasp_ros.planning import PLANNERS, make_planner
+from grasp_ros.planning import base as planning_base
 from grasp_ros.tools import demo, record_sim
 from grasp_ros.tools import replay as R
 
@@ -354,3 +356,53 @@ def test_a_checkpoint_declaring_a_huge_network_is_refused_before_allocating(tmp_
     torch.save(ckpt, tmp_path / "huge.pt")
     with pytest.raises(ValueError, match=r"declares .* weights but holds"):
         load_world_model(tmp_path / "huge.pt")
+
+
+# -- 10. the deadline bounds everything plan does -----------------------------------------------
+class _Clock:
+    """A simulated ``time.perf_counter``: only model calls take time, so no test reads a real
+    clock and the figures are exact."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _SlowModel(PointWallModel):
+    """Each forward call takes 0.5 ms plus 10 us per sample on the simulated clock."""
+
+    clock: _Clock
+
+    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        self.clock.now += 5e-4 + 1e-5 * latents.shape[0]
+        return super().forward(latents, actions)
+
+
+@pytest.fixture
+def slow(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(planning_base.time, "perf_counter", clock)
+    model = _SlowModel(wall=False)
+    model.clock = clock
+    start, goal = (model.lift(torch.tensor([xy]))[0] for xy in ((-0.3, 0.2), (0.3, -0.2)))
+    return model, start, goal
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_a_cold_start_plan_returns_within_its_deadline(slow, name) -> None:
+    model, start, goal = slow
+    # GRASP's sampled start alone costs 50 serial calls of 256 samples: 153 ms.
+    planner = make_planner(name, model, 50, iterations=100_000)
+    plan = planner.plan(start, goal, deadline=0.1)
+    assert plan.solve_time <= 0.1 and torch.isfinite(plan.actions).all()
+
+
+def test_serial_syncs_inside_an_iteration_respect_the_deadline(slow) -> None:
+    model, start, goal = slow
+    # Every iteration ends with 10 serial rollouts of 50 steps: about 0.3 s each.
+    planner = make_planner("grasp", model, 50, sync_every=1, sync_steps=10, init="interpolate")
+    warm = planner.plan(start, goal, max_iters=0)
+    plan = planner.plan(start, goal, warm_start=warm, deadline=0.1)
+    assert plan.solve_time <= 0.1 and torch.isfinite(plan.actions).all()

@@ -4,11 +4,19 @@ Planners differ only where the algorithms differ (DINO-WM's planning/ layout): e
 says how it initialises (`_init`), what one iteration does (`_step`) and how it picks its answer
 (`_candidates`); this module owns the budget (iteration cap and wall-clock deadline), best-so-far
 bookkeeping, the serial rollout and the checks that turn bad input into a clear error.
+
+The deadline bounds everything ``plan`` does, not only the iterations: every model call checks
+the clock, and once what is left of the deadline is only what returning the answer takes (one
+serial rollout, measured), a call in a cold start's sampling or inside an iteration (a GD
+rollout, a GRASP sync) stops the work there. A stopped sampling falls back to the straight-line
+start; a stopped iteration leaves the iterate of the last completed update, since every update
+follows its model calls. The final rollouts of the answer are the floor no deadline goes below.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import functools
 import math
@@ -167,6 +175,10 @@ class PlanState:
     best: _Best | None = None
 
 
+class _OutOfTimeError(Exception):
+    """A model call found the deadline spent, save the time to return the answer."""
+
+
 @functools.cache
 def _load_optimizer_code() -> None:
     """Build one throwaway Adam, once per process.
@@ -213,6 +225,9 @@ class Planner(abc.ABC):
         self.action_dim = int(model.action_dim)
         self.model_calls = 0
         self._finish_seconds = 0.0
+        self._serial_seconds = 0.0  # one serial model call, last measured
+        self._deadline_at: float | None = None  # perf_counter time the answer is due
+        self._preemptible = False
 
     # -- subclass hooks ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -239,9 +254,27 @@ class Planner(abc.ABC):
         return torch.device("cpu")
 
     def step_model(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """One batched model call; every model call goes through here so it is counted."""
+        """One batched model call; every model call goes through here so it is counted, and
+        so that a deadline can stop preemptible work between two calls."""
+        if self._preemptible and time.perf_counter() > self._stop_at():
+            raise _OutOfTimeError
         self.model_calls += 1
         return self.model(latents, actions)
+
+    def _stop_at(self) -> float:
+        """When preemptible work must stop: the deadline less the time the answer takes, at
+        most two serial rollouts (the candidates', then the best's if it is an older one)."""
+        finish = max(self._finish_seconds, 2 * self.horizon * self._serial_seconds)
+        return self._deadline_at - finish
+
+    @contextlib.contextmanager
+    def _interruptible(self):
+        """Model calls inside may raise _OutOfTimeError once a deadline is given and spent."""
+        before, self._preemptible = self._preemptible, self._deadline_at is not None
+        try:
+            yield
+        finally:
+            self._preemptible = before
 
     def predict_parallel(self, inputs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """F(s_t, a_t) for all t at once: ``[P, T, *L]`` x ``[P, T, A]`` -> ``[P, T, *L]``."""
@@ -255,7 +288,9 @@ class Planner(abc.ABC):
         """Serial rollout ``[P, *L]`` x ``[P, T, A]`` -> ``[P, T+1, *L]`` (T model calls)."""
         states = [s0]
         for t in range(actions.shape[1]):
+            c0 = time.perf_counter()
             states.append(self.step_model(states[-1], actions[:, t]))
+            self._serial_seconds = time.perf_counter() - c0
         return torch.stack(states, 1)
 
     @torch.no_grad()
@@ -283,7 +318,12 @@ class Planner(abc.ABC):
         which = (t[None, :] >= cuts[:, :1]).long() + (t[None, :] >= cuts[:, 1:]).long()
         actions = torch.gather(segments, 1, which[..., None].expand(-1, -1, self.action_dim))
         self.clamp_actions(actions)
-        roll = self.rollout(s0.expand(samples, *s0.shape), actions)
+        try:
+            with self._interruptible():
+                roll = self.rollout(s0.expand(samples, *s0.shape), actions)
+        except _OutOfTimeError:  # no time to sample: start on the straight line, zero actions
+            line = interpolate(s0, goal, horizon)
+            return actions.new_zeros(n, horizon, self.action_dim), line.expand(n, *line.shape)
         costs = self.objective.terminal(roll[:, -1], goal)
         best = costs.topk(min(n, samples), largest=False).indices
         best = best[torch.arange(n, device=s0.device) % len(best)]
@@ -339,13 +379,20 @@ class Planner(abc.ABC):
             raise ValueError(f"deadline must be a number of seconds >= 0, got {deadline}")
         sync_cuda = deadline is not None and self.device.type == "cuda"
         paused, iter_seconds, it = 0.0, 0.0, 0
+        self._deadline_at = None if deadline is None else t0 + deadline
+        if deadline is not None and not self._serial_seconds:
+            self.rollout(s0[None], torch.zeros(1, 1, self.action_dim, device=s0.device))
         with torch.enable_grad():
             st = self._init(s0, g, warm)
             while it < budget:
                 now = time.perf_counter() - t0 - paused
-                if deadline is not None and now + iter_seconds + self._finish_seconds > deadline:
+                if deadline is not None and t0 + paused + now + iter_seconds > self._stop_at():
                     break
-                self._step(st, it)
+                try:
+                    with self._interruptible():
+                        self._step(st, it)
+                except _OutOfTimeError:
+                    break
                 it += 1
                 if sync_cuda:
                     torch.cuda.synchronize()
@@ -356,9 +403,12 @@ class Planner(abc.ABC):
                     snapshot = functools.partial(self._result, st, s0, g, it, t0 + paused)
                     stop = callback(it, c0 - t0 - paused, snapshot)
                     paused += time.perf_counter() - c0
+                    if self._deadline_at is not None:
+                        self._deadline_at = t0 + paused + deadline
                     if stop:
                         break
         f0 = time.perf_counter()
+        self._deadline_at = None
         plan = self._result(st, s0, g, it, t0 + paused)
         self._finish_seconds = time.perf_counter() - f0
         plan.warm_started = warm is not None

@@ -150,11 +150,7 @@ def _load_file(path: Path, device: torch.device) -> nn.Module:
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
-        raise ValueError(
-            f"cannot read world model checkpoint {path}: {exc}. grasp_ros loads its own "
-            "weights-only checkpoints, TorchScript archives, or 'package.module:factory' "
-            "specs (for a pickled nn.Module, write a factory that builds and loads it)"
-        ) from exc
+        raise ValueError(_unreadable(path, exc)) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(
             f"{path} is not a grasp_ros world model checkpoint (expected a dict with "
@@ -165,6 +161,30 @@ def _load_file(path: Path, device: torch.device) -> nn.Module:
         return ReferenceWorldModel.from_checkpoint(ckpt)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"checkpoint {path} does not match ReferenceWorldModel: {exc}") from exc
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why torch could not load ``path``, without torch's advice to load it unsafely.
+
+    torch answers a pickled object with "re-run with weights_only=False" (which would run
+    whatever code the file names) and a damaged file with "please file an issue"; neither
+    helps. A refused global means the file is a pickle of objects, anything else that the
+    file is damaged or not a checkpoint.
+    """
+    text = str(exc)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused:
+        return (
+            f"{path} holds objects other than tensors ({refused.group(1)}), which grasp_ros "
+            "does not unpickle because that can run code. For a pickled nn.Module, write a "
+            "'package.module:factory' that builds the model and loads its weights"
+        )
+    first = " ".join(text.split(". ")[0].split())[:200]
+    return (
+        f"{path} is corrupt or not a torch checkpoint (cut short, damaged, or another kind "
+        f"of file): {type(exc).__name__}: {first}. Copy or train it again "
+        "(grasp-ros-train ENV writes a checkpoint)"
+    )
 
 
 def _is_torchscript(path: Path) -> bool:

@@ -175,15 +175,17 @@ def _unreadable(path: Path, exc: Exception) -> str:
     refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
     if refused:
         return (
-            f"{path} holds objects other than tensors ({refused.group(1)}), which grasp_ros "
-            "does not unpickle because that can run code. For a pickled nn.Module, write a "
-            "'package.module:factory' that builds the model and loads its weights"
+            f"cannot read world model checkpoint {path}: it holds objects other than tensors "
+            f"({refused.group(1)}), which grasp_ros does not unpickle because that can run "
+            "code. For a pickled nn.Module, write a 'package.module:factory' that builds the "
+            "model and loads its weights"
         )
-    first = " ".join(text.split(". ")[0].split())[:200]
+    detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    first = detail.group(1) if detail else " ".join(text.split(". ")[0].split())
     return (
-        f"{path} is corrupt or not a torch checkpoint (cut short, damaged, or another kind "
-        f"of file): {type(exc).__name__}: {first}. Copy or train it again "
-        "(grasp-ros-train ENV writes a checkpoint)"
+        f"cannot read world model checkpoint {path}: it is corrupt or not a torch checkpoint "
+        f"(cut short, damaged, or another kind of file; {type(exc).__name__}: {first[:200]}). "
+        "Copy it again, or train one with grasp-ros-train ENV"
     )
 
 

@@ -156,13 +156,32 @@ class _Topics:
 
 
 @dataclass
-class _GroundTruth:
-    """What a simulator bag says really happened."""
+@dataclass
+class _Run:
+    """One recorded episode: its task, and the last pose seen before the next task."""
 
-    task: sim_topics.SimTask | None = None
+    text: str
+    task: sim_topics.SimTask
     pose: np.ndarray | None = None
+
+
+@dataclass
+class _GroundTruth:
+    """What a simulator bag says really happened: one run per task it announces (the demo
+    records several episodes in one bag)."""
+
+    runs: list[_Run] = field(default_factory=list)
     executed: tuple[int, int, np.ndarray] | None = None  # stamp (ns), dt (ns), action
     diffs: list[np.ndarray] = field(default_factory=list)
+
+    def on_task(self, text: str) -> None:
+        """A task message starts a run, unless it repeats the current one (latched)."""
+        if not self.runs or self.runs[-1].text != text:
+            self.runs.append(_Run(text, sim_topics.parse_task(text)))
+
+    def on_pose(self, pose: np.ndarray) -> None:
+        if self.runs:  # a pose before any task cannot be scored
+            self.runs[-1].pose = pose
 
 
 class _Replay:
@@ -243,11 +262,11 @@ class _Replay:
                 self.goal = rgb
         elif m.topic.lstrip("/") == sim_topics.TASK_TOPIC:
             try:
-                self.truth.task = sim_topics.parse_task(msg.data)
+                self.truth.on_task(msg.data)
             except ValueError as exc:
                 self._skip(m.topic, str(exc), m.stamp_ns / _NS)
         elif m.topic.lstrip("/") == sim_topics.POSE_TOPIC:
-            self.truth.pose = sim_topics.pose_xy(msg)
+            self.truth.on_pose(sim_topics.pose_xy(msg))
         elif m.topic.lstrip("/") == sim_topics.EXECUTED_ACTION_TOPIC:
             dt_ns = round(float(msg.dt) * _NS)
             self.truth.executed = (m.stamp_ns, dt_ns, np.asarray(msg.action, dtype=np.float32))
@@ -568,18 +587,29 @@ def _report(
 
 
 def _ground_truth(truth: _GroundTruth, cut_off: bool) -> dict[str, Any] | None:
-    if truth.task is None and truth.pose is None and not truth.diffs:
+    """Success per recorded episode (``recorded_success``: every one reached its goal)."""
+    runs = [r for r in truth.runs if r.pose is not None]
+    if not runs and not truth.diffs:
         return None
     result: dict[str, Any] = {}
-    if truth.task is not None and truth.pose is not None:
-        env = truth.task.make_env()
-        goal = truth.task.goal_state
+    if runs:
+        episodes = []
+        for run in runs:
+            goal = run.task.goal_state
+            episodes.append(
+                {
+                    "task_seed": run.task.seed,
+                    "optimal_steps": run.task.optimal_steps,
+                    "recorded_success": bool(run.task.make_env().success(run.pose, goal)),
+                    "final_distance": float(np.linalg.norm(run.pose - goal[:2])),
+                }
+            )
+        wins = sum(e["recorded_success"] for e in episodes)
         result.update(
-            env=truth.task.env,
-            task_seed=truth.task.seed,
-            optimal_steps=truth.task.optimal_steps,
-            recorded_success=env.success(truth.pose, goal),
-            final_distance=float(np.linalg.norm(truth.pose - goal[:2])),
+            env=runs[-1].task.env,
+            episodes=episodes,
+            recorded_successes=wins,
+            recorded_success=wins == len(episodes),
         )
         if cut_off:
             result["note"] = (
@@ -710,9 +740,14 @@ def _summary(report: Mapping[str, Any]) -> str:
     if p50 is not None:
         line += f"; solve time p50 {p50 * 1e3:.1f} ms"
     truth = report["ground_truth"] or {}
-    if "recorded_success" in truth:
+    episodes = truth.get("episodes", [])
+    if len(episodes) == 1:
         line += f"; recorded run {'succeeded' if truth['recorded_success'] else 'failed'}"
-        line += " (at the last readable pose)" if "note" in truth else ""
+    elif episodes:
+        wins = truth["recorded_successes"]
+        line += f"; recorded runs: {wins} of {len(episodes)} episodes succeeded"
+    if episodes and "note" in truth:
+        line += " (at the last readable pose)"
     return line
 
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from grasp_ros.control import PlannerRuntime, Status
-from grasp_ros.control import params as P
+from grasp_ros.control import params as schema
 from grasp_ros.control.cli_params import params_from_cli
 from grasp_ros.control.memory import plan_bytes, saved_bytes_per_sample
 from grasp_ros.envs import make_env
@@ -151,7 +151,7 @@ def test_non_scalar_values_are_refused_with_the_reason(changes, needle) -> None:
     assert not ok and needle in reason, reason
     assert rt.params == before
     with pytest.raises(ValueError, match=re.escape(needle)):
-        P.validate(changes)
+        schema.validate(changes)
 
 
 def test_an_empty_mapping_in_a_params_file_is_refused(tmp_path, capsys) -> None:
@@ -342,7 +342,7 @@ def test_the_estimate_grows_with_horizon_population_and_latent_size() -> None:
     model = PointWallModel()
     per_sample = saved_bytes_per_sample(model)
     assert per_sample > 0
-    base = {**P.defaults(), "horizon": 10}
+    base = {**schema.defaults(), "horizon": 10}
     one = plan_bytes(base, model, per_sample)
     assert plan_bytes({**base, "horizon": 20}, model, per_sample) == 2 * one
     assert plan_bytes({**base, "grasp.population": 16}, model, per_sample) > one

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from grasp_ros.control import params as P
+from grasp_ros.control import params as schema
 
 
 def add_param_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,18 +43,18 @@ def params_from_cli(path: str | None, overrides: Sequence[str]) -> dict[str, Any
         ParamsError: the file is missing or malformed, an override is malformed, or a name
             is unknown or a value invalid.
     """
-    values = P.defaults()
+    values = schema.defaults()
     if path:
-        values.update(P.validate(P.load_params_file(path)))
+        values.update(schema.validate(schema.load_params_file(path)))
     for item in overrides:
         name, sep, text = item.partition("=")
         if not sep or not name:
-            raise P.ParamsError(f"-p {item!r}: expected NAME=VALUE, e.g. -p horizon=20")
+            raise schema.ParamsError(f"-p {item!r}: expected NAME=VALUE, e.g. -p horizon=20")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise P.ParamsError(
-                f"-p {item!r}: the value is not valid YAML: {P.describe_yaml_error(exc)}"
+            raise schema.ParamsError(
+                f"-p {item!r}: the value is not valid YAML: {schema.describe_yaml_error(exc)}"
             ) from None
-        values.update(P.validate({name.strip(): value}))
+        values.update(schema.validate({name.strip(): value}))
     return values

@@ -10,7 +10,6 @@ e.g. ``grasp.goal_weight`` or ``cem.samples``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import yaml
 
 from grasp_ros.models.loader import check_device_name
 from grasp_ros.planning import PLANNERS
-from grasp_ros.planning.base import PAD_MODES
+from grasp_ros.planning.base import PAD_MODES, check_value
 
 # Planner knobs the runtime sets itself: the seed is global and iterations come from the budget.
 _RUNTIME_OWNED = ("seed", "iterations")
@@ -53,22 +52,12 @@ class ParamSpec:
     def check(self, value: Any) -> Any:
         """The value coerced to this parameter's type, or ValueError saying why not."""
         value = _coerce(self, value)
-        if self.choices is not None and value not in self.choices:
-            raise ParamsError(f"{self.name}={value!r} is not one of {list(self.choices)}")
-        if self.valid is not None:
-            try:
+        try:
+            check_value(self.name, value, self.low, self.high, self.choices)
+            if self.valid is not None:
                 value = self.valid(value)
-            except ValueError as exc:
-                raise ParamsError(str(exc)) from None
-        if self.type is list and not all(math.isfinite(v) for v in value):
-            raise ParamsError(f"{self.name}={value} is not finite")
-        if self.type in (int, float):
-            if not math.isfinite(value):
-                raise ParamsError(f"{self.name}={value} is not finite")
-            if (self.low is not None and value < self.low) or (
-                self.high is not None and value > self.high
-            ):
-                raise ParamsError(f"{self.name}={value} is outside [{self.low}, {self.high}]")
+        except ValueError as exc:
+            raise ParamsError(str(exc)) from None
         return value
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from grasp_ros.control import params as P
+from grasp_ros.control import params as schema
 from grasp_ros.control.memory import check_memory, saved_bytes_per_sample
 from grasp_ros.models.base import to_tensor
 from grasp_ros.planning import Plan, Planner, make_planner
@@ -117,8 +117,8 @@ class PlannerRuntime:
 
     def __init__(self, model: nn.Module, params: Mapping[str, Any] | None = None) -> None:
         self.model = model.eval()
-        self.params = P.defaults()
-        self.params.update(P.validate({} if params is None else params))
+        self.params = schema.defaults()
+        self.params.update(schema.validate({} if params is None else params))
         self._check_action_params(self.params)
         self._per_sample = saved_bytes_per_sample(self.model)
         check_memory(self.params, self.model, self._per_sample)
@@ -144,8 +144,8 @@ class PlannerRuntime:
         """
         from grasp_ros.models import load_world_model
 
-        values = P.defaults()
-        values.update(P.validate(params))
+        values = schema.defaults()
+        values.update(schema.validate(params))
         if values["cpu_threads"] > 0:
             torch.set_num_threads(values["cpu_threads"])
         runtime = cls(load_world_model(values["model"], device=values["device"]), values)
@@ -279,7 +279,7 @@ class PlannerRuntime:
         warm = None
         if self._warm is not None and self.params["warm_start"]:
             steps = max(0, round((now - self._warm_stamp) / self.period))
-            warm = self._warm.shift(steps, pad=self.params["warm_start_pad"])
+            warm = self._warm.shift(steps, self.params["warm_start_pad"], self.params["horizon"])
         iters, deadline = self._budget(warm is not None, t0)
         plan = self.planner.plan(start, goal, warm_start=warm, max_iters=iters, deadline=deadline)
         self._warm, self._warm_stamp = plan, now
@@ -376,13 +376,13 @@ class PlannerRuntime:
         an invalid combination (say CEM elites > samples) is refused before anything changes.
         """
         try:
-            values = P.validate(changes)
+            values = schema.validate(changes)
         except ValueError as exc:
             if not isinstance(changes, Mapping):
                 raise  # not a bad value but a caller's bug: the error says what is expected
             return False, str(exc)
         for name, value in values.items():
-            if P.SCHEMA[name].read_only and value != self.params[name]:
+            if schema.SCHEMA[name].read_only and value != self.params[name]:
                 return False, f"{name} is read-only; restart with the new value"
         candidate = {**self.params, **values}
         try:
@@ -390,7 +390,7 @@ class PlannerRuntime:
             check_memory(candidate, self.model, self._per_sample)
             planner = (
                 self._build_planner(candidate)
-                if any(P.SCHEMA[n].rebuilds_planner for n in values)
+                if any(schema.SCHEMA[n].rebuilds_planner for n in values)
                 else self.planner
             )
         except ValueError as exc:
@@ -399,7 +399,7 @@ class PlannerRuntime:
         return True, ""
 
     def _build_planner(self, params: Mapping[str, Any]) -> Planner:
-        config = P.planner_config(params, params["planner"])
+        config = schema.planner_config(params, params["planner"])
         return make_planner(params["planner"], self.model, params["horizon"], **config)
 
     def _check_action_params(self, params: Mapping[str, Any]) -> None:

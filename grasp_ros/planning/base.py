@@ -50,20 +50,40 @@ def knob(
     return field(default=default, metadata=meta)
 
 
+def check_value(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices`` and finite within [low, high].
+
+    The one range check: planner configs (:func:`validate_config`) and the parameter schema
+    (``ParamSpec.check``) both use it, so a value is judged the same way wherever it enters.
+    A list of numbers (``stop_action``) must be finite element by element.
+    """
+    if choices and value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
+    if isinstance(value, (list, tuple)):
+        if not all(math.isfinite(v) for v in value if isinstance(v, (int, float))):
+            raise ValueError(f"{name}={value} is not finite")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value} is not finite")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name}={value} is outside [{low}, {high}]")
+
+
 def validate_config(config: Any) -> None:
     """Raise ValueError naming the first knob whose value is outside its documented range."""
     for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
         meta = f.metadata
-        if meta.get("choices") and value not in meta["choices"]:
-            raise ValueError(f"{f.name}={value!r} is not one of {list(meta['choices'])}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if not math.isfinite(value):
-            raise ValueError(f"{f.name}={value} is not finite")
-        low, high = meta.get("low"), meta.get("high")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise ValueError(f"{f.name}={value} is outside its range [{low}, {high}]")
+        check_value(
+            f.name, getattr(config, f.name), meta.get("low"), meta.get("high"), meta.get("choices")
+        )
 
 
 @dataclass
@@ -97,50 +117,33 @@ class Plan:
     def horizon(self) -> int:
         return int(self.actions.shape[0])
 
-    def shift(self, k: int, pad: str = "zero") -> Plan:
+    def shift(self, k: int, pad: str = "zero", horizon: int | None = None) -> Plan:
         """The warm start for the next control tick after ``k`` executed steps.
 
-        Drops the first ``k`` actions and pads the tail with zeros (``pad='zero'``, DINO-WM and
-        pytorch_mppi) or the last action (``pad='last'``, nav2 MPPI). States move with their
-        actions: the new s_0 is the old s_k (the planner re-anchors it to the new observation)
-        and the tail is filled with the goal, so the last state stays the goal and the padded
-        steps read "hold at the goal". ``rollout`` is shifted the same way and is only a
-        guess until the next plan recomputes it.
+        As pytorch_mppi rolls its action sequence: the first ``k`` steps are dropped and the
+        tail, up to ``horizon`` steps (default: this plan's), is filled with zero actions
+        (``pad='zero'``, DINO-WM and pytorch_mppi) or the last action (``pad='last'``, nav2
+        MPPI). States move with their actions: the new s_0 is the old s_k (the planner
+        re-anchors it to the new observation) and the tail holds the goal, so the padded steps
+        read "hold at the goal". ``rollout`` moves the same way and is only a guess until the
+        next plan recomputes it.
         """
         if pad not in PAD_MODES:
             raise ValueError(f"pad={pad!r} is not one of {list(PAD_MODES)}")
-        horizon = self.horizon
-        k = max(0, min(int(k), horizon))
-        if k == 0:
-            return dataclasses.replace(self)
+        horizon = self.horizon if horizon is None else int(horizon)
+        k = max(0, min(int(k), self.horizon))
         fill = self.actions[-1:] if pad == "last" else torch.zeros_like(self.actions[-1:])
-        actions = torch.cat([self.actions[k:], fill.expand(k, -1)])
-        states = torch.cat([self.states[k:], self.states[-1:].expand(k, *self.states.shape[1:])])
-        rollout = torch.cat(
-            [self.rollout[k:], self.rollout[-1:].expand(k, *self.rollout.shape[1:])]
-        )
-        return dataclasses.replace(self, actions=actions, states=states, rollout=rollout)
 
-    def resized(self, horizon: int) -> Plan:
-        """This plan truncated or padded (zeros, goal states) to a different horizon."""
-        t = self.horizon
-        if horizon == t:
-            return self
-        if horizon < t:
-            return dataclasses.replace(
-                self,
-                actions=self.actions[:horizon],
-                states=torch.cat([self.states[:horizon], self.states[-1:]]),
-                rollout=self.rollout[: horizon + 1],
-            )
-        extra = horizon - t
+        def roll(x: torch.Tensor, tail: torch.Tensor, n: int) -> torch.Tensor:
+            kept = x[k : k + n]
+            return torch.cat([kept, tail.expand(n - len(kept), *x.shape[1:])])
+
+        goal = self.states[-1:]
         return dataclasses.replace(
             self,
-            actions=torch.cat([self.actions, self.actions.new_zeros(extra, self.actions.shape[1])]),
-            states=torch.cat([self.states, self.states[-1:].expand(extra, *self.states.shape[1:])]),
-            rollout=torch.cat(
-                [self.rollout, self.rollout[-1:].expand(extra, *self.rollout.shape[1:])]
-            ),
+            actions=roll(self.actions, fill, horizon),
+            states=torch.cat([roll(self.states[:-1], goal, horizon), goal]),
+            rollout=roll(self.rollout, self.rollout[-1:], horizon + 1),
         )
 
 
@@ -466,7 +469,8 @@ class Planner(abc.ABC):
                 f"warm start has latents {tuple(warm.states.shape[1:])} and actions of size "
                 f"{warm.actions.shape[1]}; the model has {self.latent_shape} and {self.action_dim}"
             )
-        warm = warm.resized(self.horizon)
+        if warm.horizon != self.horizon:
+            warm = warm.shift(0, horizon=self.horizon)
         dev = self.device
         return dataclasses.replace(
             warm,

@@ -36,18 +36,17 @@ import numpy as np
 from tqdm import tqdm
 
 from grasp_ros.control import PlannerRuntime
-from grasp_ros.control import params as P
+from grasp_ros.control import params as schema
 from grasp_ros.control.cli_params import add_param_arguments, params_from_cli
-from grasp_ros.control.episode import EpisodeHooks, Frame, Policy, Tick, run_episode
+from grasp_ros.control.episode import EpisodeHooks, Frame, Tick, run_episode
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
+from grasp_ros.envs.agents import Policy, expert_policy, random_policy
 from grasp_ros.io import sim_topics as topics
 from grasp_ros.io.bags import LATCHED, STORAGES, BagError, BagWriter, write_bag
 from grasp_ros.io.messages import ACTION_COMMAND, IMAGE, action_command_msg, image_msg, stamp_to_ns
 
 AGENTS = ("expert", "random", "planner")
 DEFAULT_START_TIME = 1_700_000_000.0
-#: Cells of the shortest path the expert aims ahead: one step moves ``speed`` = 2 cells.
-EXPERT_LOOKAHEAD = 2
 
 #: The contract's topics as ``ros2 bag record`` stores them: fully qualified, root namespace.
 CAMERA, GOAL, TASK, POSE, EXECUTED = (
@@ -105,84 +104,6 @@ class Recording:
     final_state: np.ndarray
     success: bool
     statuses: dict[str, int] = field(default_factory=dict)
-
-
-def expert_policy(env: PointEnv, task: Task) -> Policy:
-    """Shortest-path follower on ground truth: aims a few cells ahead along the BFS path.
-
-    The BFS path may cut a wall corner diagonally, which the non-sliding Wall dynamics stop
-    dead; then the action is split into its axis moves and the first that is free is taken.
-    """
-    dist = env._distance_field(task.goal_state)
-    goal = np.asarray(task.goal_state, dtype=np.float64)[:2]
-    scale = dist.shape[0] / env.world_size
-
-    def policy(_t: float, state: np.ndarray) -> np.ndarray:
-        cell = _nearest_reachable_cell(dist, state[:2] * scale)
-        path = _descend(dist, cell)
-        if len(path) <= EXPERT_LOOKAHEAD + 1:
-            target = goal
-        else:
-            row, col = path[EXPERT_LOOKAHEAD]
-            target = (np.array([col, row]) + 0.5) / scale
-        a = np.clip((target - state[:2]) / env.speed, env.action_low, env.action_high)
-        options = np.array([a, [0.0, a[1]], [a[0], 0.0]])
-        nxt = env.step_states(np.repeat(state[None], len(options), 0), options)
-        free = np.linalg.norm(nxt[:, :2] - state[:2] - env.speed * options, axis=1) < 1e-9
-        moved = np.linalg.norm(nxt[:, :2] - state[:2], axis=1) > 1e-9
-        usable = free & moved
-        return options[int(np.argmax(usable))] if usable.any() else a
-
-    return policy
-
-
-def _nearest_reachable_cell(dist: np.ndarray, xy: np.ndarray) -> tuple[int, int]:
-    """The grid cell ``(row, col)`` under ``xy``, or its closest-to-goal neighbour if blocked."""
-    n = dist.shape[0]
-    col, row = (int(v) for v in np.clip(np.floor(xy), 0, n - 1))
-    if np.isfinite(dist[row, col]):
-        return row, col
-    around = [
-        (r, c)
-        for r in range(max(row - 1, 0), min(row + 2, n))
-        for c in range(max(col - 1, 0), min(col + 2, n))
-    ]
-    return min(around, key=lambda rc: dist[rc])
-
-
-def _descend(dist: np.ndarray, cell: tuple[int, int]) -> list[tuple[int, int]]:
-    """Cells from ``cell`` to the goal, each step to the 8-neighbour nearest the goal."""
-    n = dist.shape[0]
-    path = [cell]
-    while dist[cell] > 0:
-        row, col = cell
-        nxt = min(
-            (
-                (r, c)
-                for r in range(max(row - 1, 0), min(row + 2, n))
-                for c in range(max(col - 1, 0), min(col + 2, n))
-            ),
-            key=lambda rc: dist[rc],
-        )
-        if not dist[nxt] < dist[cell]:
-            break
-        path.append(nxt)
-        cell = nxt
-    return path
-
-
-def random_policy(env: PointEnv, seed: int, switch_prob: float = 0.15) -> Policy:
-    """Random actions held for random spells (resampled with ``switch_prob`` each step)."""
-    rng = np.random.default_rng(seed)
-    held = rng.uniform(env.action_low, env.action_high)
-
-    def policy(_t: float, _state: np.ndarray) -> np.ndarray:
-        nonlocal held
-        if rng.random() < switch_prob:
-            held = rng.uniform(env.action_low, env.action_high)
-        return held.copy()
-
-    return policy
 
 
 def record(
@@ -437,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; no bag written", file=sys.stderr)
         return 130
-    except P.ParamsError as exc:
+    except schema.ParamsError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except (BagError, OSError, ValueError) as exc:

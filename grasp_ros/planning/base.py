@@ -6,8 +6,8 @@ says how it initialises (`_init`), what one iteration does (`_step`) and how it 
 bookkeeping, the serial rollout and the checks that turn bad input into a clear error.
 
 The deadline bounds everything ``plan`` does, not only the iterations: every model call checks
-the clock, and once what is left of the deadline is only what returning the answer takes (one
-serial rollout, measured), a call in a cold start's sampling or inside an iteration (a GD
+the clock, and once what is left of the deadline is only what returning the answer takes (its
+serial rollouts, timed), a call in a cold start's sampling or inside an iteration (a GD
 rollout, a GRASP sync) stops the work there. A stopped sampling falls back to the straight-line
 start; a stopped iteration leaves the iterate of the last completed update, since every update
 follows its model calls. The final rollouts of the answer are the floor no deadline goes below.
@@ -228,7 +228,7 @@ class Planner(abc.ABC):
         self.action_dim = int(model.action_dim)
         self.model_calls = 0
         self._finish_seconds = 0.0
-        self._serial_seconds = 0.0  # one serial model call, last measured
+        self._serial_seconds = 0.0  # one step of the answer's two rollouts, measured once
         self._deadline_at: float | None = None  # perf_counter time the answer is due
         self._preemptible = False
 
@@ -259,16 +259,31 @@ class Planner(abc.ABC):
     def step_model(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """One batched model call; every model call goes through here so it is counted, and
         so that a deadline can stop preemptible work between two calls."""
-        if self._preemptible and time.perf_counter() > self._stop_at():
-            raise _OutOfTimeError
+        if self._preemptible and time.perf_counter() + self._serial_seconds > self._stop_at():
+            raise _OutOfTimeError  # (with room for about one more serial call)
         self.model_calls += 1
         return self.model(latents, actions)
 
     def _stop_at(self) -> float:
         """When preemptible work must stop: the deadline less the time the answer takes, at
         most two serial rollouts (the candidates', then the best's if it is an older one)."""
-        finish = max(self._finish_seconds, 2 * self.horizon * self._serial_seconds)
+        finish = max(self._finish_seconds, self.horizon * self._serial_seconds)
         return self._deadline_at - finish
+
+    @torch.no_grad()
+    def _time_serial_step(self, s0: torch.Tensor) -> None:
+        """Time one step of each of the answer's rollouts (batch: the candidates, then 1), so
+        that a fresh planner's first deadline is kept. Each size is called once untimed first:
+        the first call at a batch size can cost 100 times a later one."""
+        spent = 0.0
+        for batch in (getattr(self.config, "population", 1), 1):
+            z = s0.expand(batch, *s0.shape)
+            a = torch.zeros(batch, self.action_dim, device=s0.device)
+            self.step_model(z, a)
+            c0 = time.perf_counter()
+            self.step_model(z, a)
+            spent += time.perf_counter() - c0
+        self._serial_seconds = spent
 
     @contextlib.contextmanager
     def _interruptible(self):
@@ -291,9 +306,7 @@ class Planner(abc.ABC):
         """Serial rollout ``[P, *L]`` x ``[P, T, A]`` -> ``[P, T+1, *L]`` (T model calls)."""
         states = [s0]
         for t in range(actions.shape[1]):
-            c0 = time.perf_counter()
             states.append(self.step_model(states[-1], actions[:, t]))
-            self._serial_seconds = time.perf_counter() - c0
         return torch.stack(states, 1)
 
     @torch.no_grad()
@@ -384,7 +397,7 @@ class Planner(abc.ABC):
         paused, iter_seconds, it = 0.0, 0.0, 0
         self._deadline_at = None if deadline is None else t0 + deadline
         if deadline is not None and not self._serial_seconds:
-            self.rollout(s0[None], torch.zeros(1, 1, self.action_dim, device=s0.device))
+            self._time_serial_step(s0)
         with torch.enable_grad():
             st = self._init(s0, g, warm)
             while it < budget:

@@ -19,7 +19,8 @@ import yaml
 
 from grasp_ros.models.loader import check_device_name
 from grasp_ros.planning import PLANNERS
-from grasp_ros.planning.base import PAD_MODES, check_value
+from grasp_ros.planning.base import check_value
+from grasp_ros.planning.plan import PAD_MODES
 
 # Planner knobs the runtime sets itself: the seed is global and iterations come from the budget.
 _RUNTIME_OWNED = ("seed", "iterations")

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from grasp_ros.control import params as schema
+from grasp_ros.control.inputs import check_goal, check_image, check_time
 from grasp_ros.control.memory import check_memory, saved_bytes_per_sample
 from grasp_ros.models.base import to_tensor
 from grasp_ros.planning import Plan, Planner, make_planner
@@ -186,7 +187,7 @@ class PlannerRuntime:
         dropped. A malformed image or stamp raises ValueError and leaves the held image
         untouched, so it goes stale on its own.
         """
-        image, stamp = _check_image(image), _check_time("stamp", stamp)
+        image, stamp = check_image(image), check_time("stamp", stamp)
         if stamp < self._image_stamp:
             if self._image_stamp - stamp <= self.params["image_timeout"]:
                 return
@@ -199,23 +200,8 @@ class PlannerRuntime:
         A new goal drops the warm start (the old plan aims elsewhere). Encoding happens once,
         on the next tick. Anything else raises ValueError and changes nothing.
         """
-        _check_time("stamp", stamp)
-        shape = tuple(self.model.latent_shape)
-        expected = f"an RGB uint8 image [H, W, 3] or a latent of the model's latent_shape {shape}"
-        if isinstance(goal, np.ndarray) and goal.dtype == np.uint8:
-            try:
-                self._goal = _check_image(goal)
-            except ValueError as exc:
-                raise ValueError(f"goal must be {expected}: {exc}") from None
-        else:
-            if not isinstance(goal, (np.ndarray, torch.Tensor)):
-                raise ValueError(f"goal must be {expected}, got {type(goal).__name__}")
-            latent = torch.as_tensor(goal, dtype=torch.float32)
-            if tuple(latent.shape) != shape:
-                raise ValueError(f"goal must be {expected}, got shape {tuple(latent.shape)}")
-            if not torch.isfinite(latent).all():
-                raise ValueError("goal must be finite: the latent contains NaN or inf")
-            self._goal = latent
+        check_time("stamp", stamp)
+        self._goal = check_goal(goal, tuple(self.model.latent_shape))
         self._goal_latent = None
         self._warm = None
 
@@ -232,7 +218,7 @@ class PlannerRuntime:
         ``now`` must be a finite number of seconds (ValueError otherwise, and nothing changes):
         a NaN clock would make every image look fresh.
         """
-        now = _check_time("now", now)
+        now = check_time("now", now)
         t0 = time.perf_counter()
         self._tick += 1
         try:
@@ -409,23 +395,3 @@ class PlannerRuntime:
                 f"stop_action has {len(params['stop_action'])} values, the model's actions "
                 f"have {dim} (or leave it empty for zeros)"
             )
-
-
-def _check_time(name: str, value: Any) -> float:
-    """``value`` as float seconds, or ValueError: NaN would defeat every age comparison."""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        if math.isfinite(value):
-            return float(value)
-    raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(
-            f"image must be RGB uint8 [H, W, 3], got {image.dtype} {list(image.shape)}"
-        )
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image is empty: {list(image.shape)}")
-    return image

@@ -1,22 +1,15 @@
-"""What every planner shares: the `Plan` result, config knobs, input checks and the loop.
+"""What every planner shares: config knobs, the range check, input checks and the loop.
 
 Planners differ only where the algorithms differ (DINO-WM's planning/ layout): each subclass
 says how it initialises (`_init`), what one iteration does (`_step`) and how it picks its answer
 (`_candidates`); this module owns the budget (iteration cap and wall-clock deadline), best-so-far
 bookkeeping, the serial rollout and the checks that turn bad input into a clear error.
-
-The deadline bounds everything ``plan`` does, not only the iterations: every model call checks
-the clock, and once what is left of the deadline is only what returning the answer takes (its
-serial rollouts, timed), a call in a cold start's sampling or inside an iteration (a GD
-rollout, a GRASP sync) stops the work there. A stopped sampling falls back to the straight-line
-start; a stopped iteration leaves the iterate of the last completed update, since every update
-follows its model calls. The final rollouts of the answer are the floor no deadline goes below.
+The deadline bounds everything ``plan`` does (see :mod:`grasp_ros.planning.deadline`).
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
 import dataclasses
 import functools
 import math
@@ -28,9 +21,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .deadline import Deadline, OutOfTimeError
 from .objectives import Objective, objective_for
-
-PAD_MODES = ("zero", "last")
+from .plan import Plan
 
 
 def knob(
@@ -86,67 +79,6 @@ def validate_config(config: Any) -> None:
         )
 
 
-@dataclass
-class Plan:
-    """A planned action sequence and what the planner believes will happen.
-
-    Attributes:
-        actions: ``[T, A]`` actions a_0 .. a_{T-1}.
-        states: ``[T+1, *latent]``: GRASP/collocation virtual states with s_0 and the goal at
-            the ends; for serial planners (GD, CEM) their rollout.
-        rollout: ``[T+1, *latent]`` serial rollout of ``actions`` from s_0 through the model.
-        cost: the objective's terminal cost of ``rollout[-1]`` (latent MSE by default).
-        iterations: optimisation iterations run.
-        solve_time: wall-clock seconds spent in ``plan``.
-        planner: name of the planner that made it.
-        model_calls: batched ``forward`` calls made (one GRASP iteration is one call).
-        warm_started: whether a previous plan seeded this one.
-    """
-
-    actions: torch.Tensor
-    states: torch.Tensor
-    rollout: torch.Tensor
-    cost: float
-    iterations: int
-    solve_time: float
-    planner: str = ""
-    model_calls: int = 0
-    warm_started: bool = False
-
-    @property
-    def horizon(self) -> int:
-        return int(self.actions.shape[0])
-
-    def shift(self, k: int, pad: str = "zero", horizon: int | None = None) -> Plan:
-        """The warm start for the next control tick after ``k`` executed steps.
-
-        As pytorch_mppi rolls its action sequence: the first ``k`` steps are dropped and the
-        tail, up to ``horizon`` steps (default: this plan's), is filled with zero actions
-        (``pad='zero'``, DINO-WM and pytorch_mppi) or the last action (``pad='last'``, nav2
-        MPPI). States move with their actions: the new s_0 is the old s_k (the planner
-        re-anchors it to the new observation) and the tail holds the goal, so the padded steps
-        read "hold at the goal". ``rollout`` moves the same way and is only a guess until the
-        next plan recomputes it.
-        """
-        if pad not in PAD_MODES:
-            raise ValueError(f"pad={pad!r} is not one of {list(PAD_MODES)}")
-        horizon = self.horizon if horizon is None else int(horizon)
-        k = max(0, min(int(k), self.horizon))
-        fill = self.actions[-1:] if pad == "last" else torch.zeros_like(self.actions[-1:])
-
-        def roll(x: torch.Tensor, tail: torch.Tensor, n: int) -> torch.Tensor:
-            kept = x[k : k + n]
-            return torch.cat([kept, tail.expand(n - len(kept), *x.shape[1:])])
-
-        goal = self.states[-1:]
-        return dataclasses.replace(
-            self,
-            actions=roll(self.actions, fill, horizon),
-            states=torch.cat([roll(self.states[:-1], goal, horizon), goal]),
-            rollout=roll(self.rollout, self.rollout[-1:], horizon + 1),
-        )
-
-
 #: ``callback(iteration, elapsed_seconds, snapshot) -> stop?``; ``snapshot()`` returns the Plan
 #: the planner would return if it stopped now. Time spent in the callback is not counted.
 Callback = Callable[[int, float, Callable[[], Plan]], bool | None]
@@ -176,10 +108,6 @@ class PlanState:
     s0: torch.Tensor
     goal: torch.Tensor
     best: _Best | None = None
-
-
-class _OutOfTimeError(Exception):
-    """A model call found the deadline spent, save the time to return the answer."""
 
 
 @functools.cache
@@ -227,10 +155,7 @@ class Planner(abc.ABC):
         self.latent_shape = tuple(int(d) for d in model.latent_shape)
         self.action_dim = int(model.action_dim)
         self.model_calls = 0
-        self._finish_seconds = 0.0
-        self._serial_seconds = 0.0  # one step of the answer's two rollouts, measured once
-        self._deadline_at: float | None = None  # perf_counter time the answer is due
-        self._preemptible = False
+        self._deadline = Deadline(self.horizon)
 
     # -- subclass hooks ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -259,16 +184,9 @@ class Planner(abc.ABC):
     def step_model(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """One batched model call; every model call goes through here so it is counted, and
         so that a deadline can stop preemptible work between two calls."""
-        if self._preemptible and time.perf_counter() + self._serial_seconds > self._stop_at():
-            raise _OutOfTimeError  # (with room for about one more serial call)
+        self._deadline.check()
         self.model_calls += 1
         return self.model(latents, actions)
-
-    def _stop_at(self) -> float:
-        """When preemptible work must stop: the deadline less the time the answer takes, at
-        most two serial rollouts (the candidates', then the best's if it is an older one)."""
-        finish = max(self._finish_seconds, self.horizon * self._serial_seconds)
-        return self._deadline_at - finish
 
     @torch.no_grad()
     def _time_serial_step(self, s0: torch.Tensor) -> None:
@@ -283,16 +201,7 @@ class Planner(abc.ABC):
             c0 = time.perf_counter()
             self.step_model(z, a)
             spent += time.perf_counter() - c0
-        self._serial_seconds = spent
-
-    @contextlib.contextmanager
-    def _interruptible(self):
-        """Model calls inside may raise _OutOfTimeError once a deadline is given and spent."""
-        before, self._preemptible = self._preemptible, self._deadline_at is not None
-        try:
-            yield
-        finally:
-            self._preemptible = before
+        self._deadline.step_seconds = spent
 
     def predict_parallel(self, inputs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """F(s_t, a_t) for all t at once: ``[P, T, *L]`` x ``[P, T, A]`` -> ``[P, T, *L]``."""
@@ -335,9 +244,9 @@ class Planner(abc.ABC):
         actions = torch.gather(segments, 1, which[..., None].expand(-1, -1, self.action_dim))
         self.clamp_actions(actions)
         try:
-            with self._interruptible():
+            with self._deadline.interruptible():
                 roll = self.rollout(s0.expand(samples, *s0.shape), actions)
-        except _OutOfTimeError:  # no time to sample: start on the straight line, zero actions
+        except OutOfTimeError:  # no time to sample: start on the straight line, zero actions
             line = interpolate(s0, goal, horizon)
             return actions.new_zeros(n, horizon, self.action_dim), line.expand(n, *line.shape)
         costs = self.objective.terminal(roll[:, -1], goal)
@@ -395,19 +304,22 @@ class Planner(abc.ABC):
             raise ValueError(f"deadline must be a number of seconds >= 0, got {deadline}")
         sync_cuda = deadline is not None and self.device.type == "cuda"
         paused, iter_seconds, it = 0.0, 0.0, 0
-        self._deadline_at = None if deadline is None else t0 + deadline
-        if deadline is not None and not self._serial_seconds:
+        self._deadline.due = None if deadline is None else t0 + deadline
+        if deadline is not None and not self._deadline.step_seconds:
             self._time_serial_step(s0)
         with torch.enable_grad():
             st = self._init(s0, g, warm)
             while it < budget:
                 now = time.perf_counter() - t0 - paused
-                if deadline is not None and t0 + paused + now + iter_seconds > self._stop_at():
+                if (
+                    deadline is not None
+                    and t0 + paused + now + iter_seconds > self._deadline.stop_at()
+                ):
                     break
                 try:
-                    with self._interruptible():
+                    with self._deadline.interruptible():
                         self._step(st, it)
-                except _OutOfTimeError:
+                except OutOfTimeError:
                     break
                 it += 1
                 if sync_cuda:
@@ -419,14 +331,14 @@ class Planner(abc.ABC):
                     snapshot = functools.partial(self._result, st, s0, g, it, t0 + paused)
                     stop = callback(it, c0 - t0 - paused, snapshot)
                     paused += time.perf_counter() - c0
-                    if self._deadline_at is not None:
-                        self._deadline_at = t0 + paused + deadline
+                    if deadline is not None:
+                        self._deadline.due = t0 + paused + deadline
                     if stop:
                         break
         f0 = time.perf_counter()
-        self._deadline_at = None
+        self._deadline.due = None
         plan = self._result(st, s0, g, it, t0 + paused)
-        self._finish_seconds = time.perf_counter() - f0
+        self._deadline.finish_seconds = time.perf_counter() - f0
         plan.warm_started = warm is not None
         plan.model_calls = self.model_calls - calls0
         return plan

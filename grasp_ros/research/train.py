@@ -24,13 +24,16 @@ to a temporary name and renamed, so a checkpoint is never left half-written.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from grasp_ros.cli import add_options, option, parse
 from grasp_ros.envs import ENVS, PointEnv, make_env
 from grasp_ros.models.reference import ReferenceWorldModel
 from grasp_ros.research.evaluation import evaluate, forward_timing, log_fidelity, planning_check
@@ -48,91 +51,77 @@ from grasp_ros.research.training import (
 )
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+@dataclass
+class TrainOptions:
+    """grasp-ros-train's options; ``dataclasses.asdict`` of them is the card's ``training``."""
+
+    env: str = option("wall", "reference world to train in", "env", choices=sorted(ENVS))
+    out: Path = option(Path("out/models"), "output folder", type=Path)
+    seed: int = option(0, "seed for data, init and batches", type=int)
+    episodes: int = option(1500, "training episodes", type=int)
+    episode_length: int = option(64, "steps per episode", type=int)
+    eval_episodes: int = option(300, "held-out episodes", type=int)
+    representation_steps: int = option(
+        5000, "stage 1 (encoder, decoder, position head) iterations", type=int
+    )
+    dynamics_steps: int = option(6000, "stage 2 iterations", type=int)
+    batch_size: int = option(64, "stage 1 frame pairs per step", type=int)
+    rollout_batch_size: int = option(96, "stage 2 rollouts per step", type=int)
+    rollout_steps: int = option(48, "stage 2 rollout length", type=int)
+    lr: float = option(1e-3, "Adam learning rate (cosine decay)", type=float)
+    latent_dim: int = option(64, "latent vector size", type=int)
+    hidden_dim: int = option(256, "dynamics MLP width", type=int)
+    image_size: int = option(64, "image side in pixels", type=int)
+    action_gated: bool = option(
+        True,
+        "dynamics f(z, a) = M(z, a) a: exactly still under a zero action",
+        action=argparse.BooleanOptionalAction,
+    )
+    threads: int = option(
+        1, "torch threads; 1 is fastest on a shared CPU (0: torch's default)", type=int
+    )
+    planning_tasks: int = option(
+        20, "tasks in the model card's planning check (0: skip it)", type=int
+    )
+    planning_horizon: int = option(30, "planning check horizon", type=int)
+    still_prob: float = option(
+        0.1, "share of held random actions that are zero (standing still)", type=float
+    )
+    planner_rounds: int = option(
+        2, "rounds of planner-in-the-loop data after stage 2 (0: random data only)", type=int
+    )
+    planner_tasks: int = option(150, "tasks planned and executed per round", type=int)
+    round_steps: int = option(1500, "dynamics iterations per planner round", type=int)
+    planner_share: float = option(
+        0.5, "share of each planner-round batch drawn from planner episodes", type=float
+    )
+    init: Path | None = option(
+        None,
+        "start from this checkpoint's weights (with --representation-steps 0: keep its "
+        "encoder and retrain the dynamics)",
+        type=Path,
+    )
+    resume: bool = option(False, "continue from OUT/ENV.train.pt", action="store_true")
+
+    def problems(self) -> list[str]:
+        """What is wrong with these options."""
+        if self.rollout_steps >= self.episode_length + 1:
+            return ["--rollout-steps must be shorter than --episode-length"]
+        return []
+
+
+def parse_args(argv: list[str] | None) -> TrainOptions:
+    parser = argparse.ArgumentParser(
         prog="grasp-ros-train",
         description="Train grasp_ros's reference world model in a reference world and write "
         "OUT/ENV.pt (weights-only checkpoint) and OUT/ENV.md (model card).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("env", choices=sorted(ENVS), help="reference world to train in")
-    p.add_argument("--out", type=Path, default=Path("out/models"), help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="seed for data, init and batches")
-    p.add_argument("--episodes", type=int, default=1500, help="training episodes")
-    p.add_argument("--episode-length", type=int, default=64, help="steps per episode")
-    p.add_argument("--eval-episodes", type=int, default=300, help="held-out episodes")
-    p.add_argument(
-        "--representation-steps",
-        type=int,
-        default=5000,
-        help="stage 1 (encoder, decoder, position head) iterations",
-    )
-    p.add_argument("--dynamics-steps", type=int, default=6000, help="stage 2 iterations")
-    p.add_argument("--batch-size", type=int, default=64, help="stage 1 frame pairs per step")
-    p.add_argument("--rollout-batch-size", type=int, default=96, help="stage 2 rollouts per step")
-    p.add_argument("--rollout-steps", type=int, default=48, help="stage 2 rollout length")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine decay)")
-    p.add_argument("--latent-dim", type=int, default=64, help="latent vector size")
-    p.add_argument("--hidden-dim", type=int, default=256, help="dynamics MLP width")
-    p.add_argument("--image-size", type=int, default=64, help="image side in pixels")
-    p.add_argument(
-        "--action-gated",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="dynamics f(z, a) = M(z, a) a: exactly still under a zero action",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads; 1 is fastest on a shared CPU (0: torch's default)",
-    )
-    p.add_argument(
-        "--planning-tasks",
-        type=int,
-        default=20,
-        help="tasks in the model card's planning check (0: skip it)",
-    )
-    p.add_argument("--planning-horizon", type=int, default=30, help="planning check horizon")
-    p.add_argument(
-        "--still-prob",
-        type=float,
-        default=0.1,
-        help="share of held random actions that are zero (standing still)",
-    )
-    p.add_argument(
-        "--planner-rounds",
-        type=int,
-        default=2,
-        help="rounds of planner-in-the-loop data after stage 2 (0: random data only)",
-    )
-    p.add_argument(
-        "--planner-tasks", type=int, default=150, help="tasks planned and executed per round"
-    )
-    p.add_argument(
-        "--round-steps", type=int, default=1500, help="dynamics iterations per planner round"
-    )
-    p.add_argument(
-        "--planner-share",
-        type=float,
-        default=0.5,
-        help="share of each planner-round batch drawn from planner episodes",
-    )
-    p.add_argument(
-        "--init",
-        type=Path,
-        default=None,
-        help="start from this checkpoint's weights (with --representation-steps 0: keep its "
-        "encoder and retrain the dynamics)",
-    )
-    p.add_argument("--resume", action="store_true", help="continue from OUT/ENV.train.pt")
-    args = p.parse_args(argv)
-    if args.rollout_steps >= args.episode_length + 1:
-        p.error("--rollout-steps must be shorter than --episode-length")
-    return args
+    add_options(parser, TrainOptions)
+    return parse(TrainOptions, parser, argv)
 
 
-def _initial_model(args: argparse.Namespace, env: PointEnv) -> ReferenceWorldModel:
+def _initial_model(args: TrainOptions, env: PointEnv) -> ReferenceWorldModel:
     """A fresh model, or the weights of ``--init`` (which must be a model of the same shape)."""
     model = ReferenceWorldModel(
         image_size=args.image_size,
@@ -157,7 +146,7 @@ def _initial_model(args: argparse.Namespace, env: PointEnv) -> ReferenceWorldMod
     return model
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: TrainOptions) -> dict[str, Any]:
     """The whole pipeline; returns the checkpoint dict it wrote."""
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -229,10 +218,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     metrics["train_seconds"] = train_seconds
     if args.planning_tasks:
         metrics.update(planning_check(model, env, args.planning_horizon, args.planning_tasks))
-    training = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    options = dataclasses.asdict(args)
+    training = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
     ckpt = model.eval().checkpoint(metrics=metrics, training=training)
     atomic_save(ckpt, out / f"{args.env}.pt")
-    card = model_card(training, metrics, defaults=vars(parse_args([args.env])))
+    card = model_card(training, metrics, defaults=dataclasses.asdict(parse_args([args.env])))
     (out / f"{args.env}.md").write_text(card, encoding="utf-8")
     progress_path.unlink(missing_ok=True)
     return ckpt

@@ -9,12 +9,11 @@ save their progress atomically every ``SAVE_EVERY`` steps so a run can resume.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +24,9 @@ from tqdm import tqdm
 from grasp_ros.envs import PointEnv, random_rollouts
 from grasp_ros.models.base import to_tensor
 from grasp_ros.models.reference import ReferenceWorldModel
+
+if TYPE_CHECKING:
+    from grasp_ros.research.train import TrainOptions
 
 #: Weight of the reconstruction error on the agent's dot (a few pixels of a mostly plain image).
 DOT_WEIGHT = 20.0
@@ -124,7 +126,7 @@ def rollout_loss(
     return loss / actions.shape[1]
 
 
-def _lr(args: argparse.Namespace, step: int, total: int) -> float:
+def _lr(args: TrainOptions, step: int, total: int) -> float:
     return args.lr * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
 
 
@@ -149,7 +151,7 @@ def _save_progress(
 
 
 def train_representation(
-    args: argparse.Namespace,
+    args: TrainOptions,
     model: ReferenceWorldModel,
     env: PointEnv,
     data: dict[str, Any],
@@ -193,7 +195,7 @@ def train_representation(
 
 
 def train_dynamics(
-    args: argparse.Namespace,
+    args: TrainOptions,
     model: ReferenceWorldModel,
     pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     progress_path: Path,
@@ -248,7 +250,7 @@ def mixed_pool(
     latents: torch.Tensor,
     actions: torch.Tensor,
     planner_data: dict[str, torch.Tensor],
-    args: argparse.Namespace,
+    args: TrainOptions,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random and planner episodes in one pool; planner episodes drawn ``planner_share``."""
     planned = encode_frames(model, render_episodes(env, planner_data["states"].numpy()))

@@ -24,6 +24,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from grasp_ros.cli import add_options, option, parse
 from grasp_ros.control import Command, PlannerRuntime, Status
 from grasp_ros.control import params as schema
 from grasp_ros.control.episode import EpisodeHooks, Tick, run_episode
@@ -64,6 +66,59 @@ ACTION_TOPIC, PLAN_TOPIC, STATUS_TOPIC = "action", "plan", "status"
 TICKS_PER_OPTIMAL_STEP = 3
 
 
+@dataclass
+class DemoOptions:
+    """grasp-ros-demo's options."""
+
+    env: str = option("wall", "simulated world (default: %(default)s)", choices=sorted(ENVS))
+    model: str | None = option(None, "world model spec (default: the shipped model of --env)")
+    planner: str | None = option(None, "planner (default: from params)", choices=sorted(PLANNERS))
+    horizon: int | None = option(
+        None,
+        "plan length T; tasks are sampled to need 0.75 T to T steps (default: from params)",
+        type=int,
+    )
+    episodes: int = option(5, "episodes to run (default: %(default)s)", type=int)
+    max_ticks: int | None = option(
+        None, "tick limit per episode (default: 3 x the task's optimal number of steps)", type=int
+    )
+    seed: int = option(0, "episode i uses task seed SEED + i (default: %(default)s)", type=int)
+    device: str | None = option(None, "torch device: auto, cpu, cuda, cuda:N (default: params)")
+    params: Path | None = option(
+        None,
+        "ROS parameters YAML (as config/planner.yaml; default: its defaults); flags "
+        "override it, and --fast/--realtime set its 'budget'",
+        type=Path,
+    )
+    out: Path = option(Path("out/demo"), "output folder (default: %(default)s)", type=Path)
+    gif: bool = option(
+        True,
+        "skip the animation (faster; the bag and plot are still written)",
+        "--no-gif",
+        action="store_false",
+    )
+    realtime: bool = False  # --fast (the default) or --realtime: see build_parser
+
+    def problems(self) -> list[str]:
+        """What is wrong with these options."""
+        counts = {"episodes": self.episodes, "horizon": self.horizon, "max_ticks": self.max_ticks}
+        return [
+            f"--{name.replace('_', '-')} must be at least 1, got {value}"
+            for name, value in counts.items()
+            if value is not None and value < 1
+        ]
+
+    def runtime_params(self) -> dict[str, Any]:
+        """``--params`` (if given) over the schema defaults, then the flags over both; the
+        budget always follows ``--fast``/``--realtime``."""
+        values = schema.load_params_file(self.params) if self.params is not None else {}
+        values["model"] = self.model or values.get("model") or self.env
+        flags = {"planner": self.planner, "horizon": self.horizon, "device": self.device}
+        values.update({k: v for k, v in flags.items() if v is not None})
+        values["budget"] = "deadline" if self.realtime else "iterations"
+        return schema.validate(values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="grasp-ros-demo",
@@ -72,74 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
         "timing plot, a rosbag2 (MCAP) and summary.json to --out; existing files there are "
         "replaced.",
     )
-    p.add_argument(
-        "--env", choices=sorted(ENVS), default="wall", help="simulated world (default: %(default)s)"
-    )
-    p.add_argument("--model", help="world model spec (default: the shipped model of --env)")
-    p.add_argument("--planner", choices=sorted(PLANNERS), help="planner (default: from params)")
-    p.add_argument(
-        "--horizon",
-        type=int,
-        help="plan length T; tasks are sampled to need 0.75 T to T steps (default: from params)",
-    )
-    p.add_argument("--episodes", type=int, default=5, help="episodes to run (default: %(default)s)")
-    p.add_argument(
-        "--max-ticks",
-        type=int,
-        help="tick limit per episode (default: 3 x the task's optimal number of steps)",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="episode i uses task seed SEED + i (default: %(default)s)",
-    )
+    add_options(p, DemoOptions)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--fast",
         dest="realtime",
         action="store_false",
-        help="simulated clock, "
-        "fixed iterations per tick: deterministic, as fast as the CPU allows "
-        "(the default)",
+        help="simulated clock, fixed iterations per tick: deterministic, as fast as the CPU "
+        "allows (the default)",
     )
     mode.add_argument(
         "--realtime",
         dest="realtime",
         action="store_true",
-        help="pace ticks "
-        "to the wall clock at control_rate and plan within each period "
+        help="pace ticks to the wall clock at control_rate and plan within each period "
         "('deadline' budget), as on a robot",
     )
     p.set_defaults(realtime=False)
-    p.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:N (default: params)")
-    p.add_argument(
-        "--params",
-        type=Path,
-        help="ROS parameters YAML (as config/planner.yaml; default: its defaults); flags "
-        "override it, and --fast/--realtime set its 'budget'",
-    )
-    p.add_argument(
-        "--out", type=Path, default=Path("out/demo"), help="output folder (default: %(default)s)"
-    )
-    p.add_argument(
-        "--no-gif",
-        dest="gif",
-        action="store_false",
-        help="skip the animation (faster; the bag and plot are still written)",
-    )
     return p
-
-
-def runtime_params(args: argparse.Namespace) -> dict[str, Any]:
-    """``--params`` (if given) over the schema defaults, then the flags over both; the budget
-    always follows ``--fast``/``--realtime``."""
-    values = schema.load_params_file(args.params) if args.params is not None else {}
-    values["model"] = args.model or values.get("model") or args.env
-    flags = {"planner": args.planner, "horizon": args.horizon, "device": args.device}
-    values.update({k: v for k, v in flags.items() if v is not None})
-    values["budget"] = "deadline" if args.realtime else "iterations"
-    return schema.validate(values)
 
 
 def check_env_fits(model: torch.nn.Module, env: PointEnv, env_name: str) -> None:
@@ -303,9 +308,9 @@ class ClosedLoop(EpisodeHooks):
         ]
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: DemoOptions) -> dict[str, Any]:
     """The whole demo; returns the summary it wrote."""
-    runtime = PlannerRuntime.from_params(runtime_params(args))
+    runtime = PlannerRuntime.from_params(args.runtime_params())
     env = make_env(args.env, image_size=getattr(runtime.model, "image_size", 64))
     check_env_fits(runtime.model, env, args.env)
     out: Path = args.out
@@ -331,7 +336,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for ep, task in zip(episodes, tasks, strict=True):
             bar.set_description(f"episode {ep.episode + 1}/{len(episodes)}")
             loop.run(ep, task, bar)
-    summary = summarize(args, runtime, episodes, loop.records, time.perf_counter() - wall0)
+    wall = time.perf_counter() - wall0
+    summary = summarize(args.env, args.realtime, runtime, episodes, loop.records, wall)
     title = _title(args, runtime, summary)
     plot_ticks(loop.records, episodes, title, runtime.period, out / "ticks.png")
     if anim is not None:
@@ -342,7 +348,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def _title(args: argparse.Namespace, runtime: PlannerRuntime, summary: dict[str, Any]) -> str:
+def _title(args: DemoOptions, runtime: PlannerRuntime, summary: dict[str, Any]) -> str:
     p = runtime.params
     return (
         f"{args.env}, {p['planner']} T={p['horizon']}, {summary['mode']} "
@@ -351,12 +357,7 @@ def _title(args: argparse.Namespace, runtime: PlannerRuntime, summary: dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    for name in ("episodes", "horizon", "max_ticks"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    args = parse(DemoOptions, build_parser(), argv)
     torch.set_num_threads(1)
     try:
         summary = run(args)

@@ -3,7 +3,6 @@ closed loop, the per-tick timing plot and summary.json."""
 
 from __future__ import annotations
 
-import argparse
 import math
 import platform
 from dataclasses import asdict, dataclass
@@ -187,7 +186,8 @@ class Episode:
 
 
 def summarize(
-    args: argparse.Namespace,
+    env: str,
+    realtime: bool,
     runtime: PlannerRuntime,
     episodes: list[Episode],
     records: list[TickRecord],
@@ -204,14 +204,12 @@ def summarize(
 
     return _plain(
         {
-            "env": args.env,
-            "mode": "realtime" if args.realtime else "fast",
+            "env": env,
+            "mode": "realtime" if realtime else "fast",
             "success_rate": sum(e.success for e in episodes) / max(len(episodes), 1),
             "episodes": [asdict(e) for e in episodes],
             "ticks": len(records),
-            "deadline_misses": (
-                sum(e.deadline_misses for e in episodes) if args.realtime else None
-            ),
+            "deadline_misses": (sum(e.deadline_misses for e in episodes) if realtime else None),
             "solve_time_ms": ms([r.solve_time for r in ok]),
             "tick_time_ms": ms([r.tick_time for r in records]),
             "iterations_mean": float(np.mean([r.iterations for r in ok])) if ok else None,

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from grasp_ros.cli import add_options, option, parse
 from grasp_ros.control import PlannerRuntime
 from grasp_ros.control import params as schema
 from grasp_ros.control.cli_params import add_param_arguments, params_from_cli
@@ -226,6 +227,53 @@ class _BagLog(EpisodeHooks):
 
 
 # -- command line -------------------------------------------------------------------------------
+@dataclass
+class RecordOptions:
+    """grasp-ros-record-sim's options (``params`` and ``param`` configure the planner agent)."""
+
+    out: str = option("", "output bag directory (refused if it exists, unless --force)", "out")
+    env: str | None = option(
+        None,
+        "world (default: the planner model's world with --agent planner, else wall)",
+        choices=sorted(ENVS),
+    )
+    agent: str = option("expert", "default: %(default)s", choices=AGENTS)
+    task_horizon: int = option(
+        20,
+        "task difficulty: its shortest path takes 75-100%% of this many steps "
+        "(default: %(default)s)",
+        type=int,
+    )
+    seed: int = option(0, "seeds the task, camera jitter and random agent", type=int)
+    duration: float | None = option(
+        None, "seconds to simulate (default: 1.5 x task-horizon steps)", type=float
+    )
+    control_rate: float | None = option(
+        None, "agent steps per second (default: control_rate, 10)", type=float
+    )
+    camera_rate: float = option(30.0, "default: %(default)s Hz", type=float)
+    jitter: float = option(0.002, "capture/transport jitter std, s (%(default)s)", type=float)
+    latency: float = option(0.005, "capture to bag delay, s (%(default)s)", type=float)
+    dropout: str | None = option(
+        None,
+        "no camera frames for LENGTH seconds from START seconds (exercises the watchdog)",
+        metavar="START:LENGTH",
+    )
+    image_size: int | None = option(
+        None, "camera image side, px (default: the model's, else 64)", type=int
+    )
+    storage: str = option("mcap", "default: %(default)s", choices=sorted(STORAGES))
+    start_time: float = option(
+        DEFAULT_START_TIME,
+        "Unix time of the first message (default: %(default)s, fixed so that runs repeat)",
+        type=float,
+    )
+    force: bool = option(False, "replace an existing bag", action="store_true")
+    quiet: bool = option(False, "no progress bar", action="store_true")
+    params: str | None = None  # --params and -p: see cli_params.add_param_arguments
+    param: list[str] = field(default_factory=list)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The grasp-ros-record-sim argument parser."""
     parser = argparse.ArgumentParser(
@@ -240,55 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  grasp-ros-record-sim drop_bag --dropout 1.0:0.8 --storage sqlite3",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("out", help="output bag directory (refused if it exists, unless --force)")
-    parser.add_argument(
-        "--env",
-        choices=sorted(ENVS),
-        help="world (default: the planner model's world with --agent planner, else wall)",
-    )
-    parser.add_argument("--agent", choices=AGENTS, default="expert", help="default: %(default)s")
-    parser.add_argument(
-        "--task-horizon",
-        type=int,
-        default=20,
-        help="task difficulty: its shortest path takes 75-100%% of this many steps "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seeds the task, camera jitter and random agent"
-    )
-    parser.add_argument(
-        "--duration", type=float, help="seconds to simulate (default: 1.5 x task-horizon steps)"
-    )
-    parser.add_argument(
-        "--control-rate", type=float, help="agent steps per second (default: control_rate, 10)"
-    )
-    parser.add_argument("--camera-rate", type=float, default=30.0, help="default: %(default)s Hz")
-    parser.add_argument(
-        "--jitter", type=float, default=0.002, help="capture/transport jitter std, s (%(default)s)"
-    )
-    parser.add_argument(
-        "--latency", type=float, default=0.005, help="capture to bag delay, s (%(default)s)"
-    )
-    parser.add_argument(
-        "--dropout",
-        metavar="START:LENGTH",
-        help="no camera frames for LENGTH seconds from START seconds (exercises the watchdog)",
-    )
-    parser.add_argument(
-        "--image-size", type=int, help="camera image side, px (default: the model's, else 64)"
-    )
-    parser.add_argument(
-        "--storage", choices=sorted(STORAGES), default="mcap", help="default: %(default)s"
-    )
-    parser.add_argument(
-        "--start-time",
-        type=float,
-        default=DEFAULT_START_TIME,
-        help="Unix time of the first message (default: %(default)s, fixed so that runs repeat)",
-    )
-    parser.add_argument("--force", action="store_true", help="replace an existing bag")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_options(parser, RecordOptions)
     add_param_arguments(parser)
     return parser
 
@@ -306,7 +306,7 @@ def _parse_dropout(text: str | None) -> tuple[float, float] | None:
     return values
 
 
-def _setup(args: argparse.Namespace) -> tuple[PointEnv, Policy | PlannerRuntime, float, Task]:
+def _setup(args: RecordOptions) -> tuple[PointEnv, Policy | PlannerRuntime, float, Task]:
     """The world, the agent, the control rate and the task the arguments ask for."""
     for name in ("camera_rate", "task_horizon"):
         if getattr(args, name) <= 0:
@@ -333,7 +333,7 @@ def _setup(args: argparse.Namespace) -> tuple[PointEnv, Policy | PlannerRuntime,
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``grasp-ros-record-sim``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = parse(RecordOptions, build_parser(), argv)
     prog = "grasp-ros-record-sim"
     try:
         camera = CameraModel(

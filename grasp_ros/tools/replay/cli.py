@@ -8,11 +8,13 @@ import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from grasp_ros.cli import add_options, option, parse
 from grasp_ros.control import params as schema
 from grasp_ros.control.cli_params import add_param_arguments, params_from_cli
 from grasp_ros.io.bags import BagError
@@ -29,6 +31,56 @@ examples:
 """
 
 
+@dataclass
+class ReplayOptions:
+    """grasp-ros-replay's options (``params`` and ``param`` configure the planner)."""
+
+    bag: str = option("", "rosbag2 directory, .mcap or .db3 file, or ROS 1 .bag file", "bag")
+    image_topic: str | None = option(
+        None,
+        "camera topic, sensor_msgs/Image or CompressedImage "
+        f"(default: {DEFAULT_IMAGE_TOPICS[0]}, else {DEFAULT_IMAGE_TOPICS[1]})",
+    )
+    goal_topic: str = option(DEFAULT_GOAL_TOPIC, "goal image topic (default: %(default)s)")
+    goal_image: str | None = option(
+        None,
+        "goal from an image file, e.g. for bags without a goal topic (overrides --goal-topic)",
+        metavar="PNG",
+    )
+    out: str | None = option(None, "output bag directory (MCAP)", metavar="OUT_BAG")
+    report: str | None = option(None, "write the report to this file", metavar="JSON")
+    output_prefix: str = option(
+        "",
+        "prefix of the output topics /action, /plan, /status (e.g. replay/)",
+        metavar="PREFIX",
+    )
+    realtime_budget: bool = option(
+        False,
+        "plan within the wall-clock deadline, as the robot does (results then depend on "
+        "this machine's speed); default: the fixed-iterations budget, deterministic",
+        action="store_true",
+    )
+    rate_scale: float = option(
+        1.0,
+        "with --realtime-budget: play the bag X times faster than real time, so each "
+        "tick's wall-clock budget is the control period / X (X < 1 emulates a faster "
+        "computer); the tick schedule in bag time does not change (default: 1)",
+        type=float,
+        metavar="X",
+    )
+    max_image_pixels: int = option(
+        MAX_PIXELS,
+        "skip (and count) images larger than N pixels, width x height, judged by the header "
+        "before decoding (default: %(default)s = 4096 x 4096)",
+        type=int,
+        metavar="N",
+    )
+    force: bool = option(False, "replace existing outputs", action="store_true")
+    quiet: bool = option(False, "no progress bar", action="store_true")
+    params: str | None = None  # --params and -p: see cli_params.add_param_arguments
+    param: list[str] = field(default_factory=list)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The grasp-ros-replay argument parser."""
     parser = argparse.ArgumentParser(
@@ -40,53 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("bag", help="rosbag2 directory, .mcap or .db3 file, or ROS 1 .bag file")
-    parser.add_argument(
-        "--image-topic",
-        help="camera topic, sensor_msgs/Image or CompressedImage "
-        f"(default: {DEFAULT_IMAGE_TOPICS[0]}, else {DEFAULT_IMAGE_TOPICS[1]})",
-    )
-    parser.add_argument(
-        "--goal-topic", default=DEFAULT_GOAL_TOPIC, help="goal image topic (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--goal-image",
-        metavar="PNG",
-        help="goal from an image file, e.g. for bags without a goal topic (overrides --goal-topic)",
-    )
-    parser.add_argument("--out", metavar="OUT_BAG", help="output bag directory (MCAP)")
-    parser.add_argument("--report", metavar="JSON", help="write the report to this file")
-    parser.add_argument(
-        "--output-prefix",
-        default="",
-        metavar="PREFIX",
-        help="prefix of the output topics /action, /plan, /status (e.g. replay/)",
-    )
-    parser.add_argument(
-        "--realtime-budget",
-        action="store_true",
-        help="plan within the wall-clock deadline, as the robot does (results then depend on "
-        "this machine's speed); default: the fixed-iterations budget, deterministic",
-    )
-    parser.add_argument(
-        "--rate-scale",
-        type=float,
-        default=1.0,
-        metavar="X",
-        help="with --realtime-budget: play the bag X times faster than real time, so each "
-        "tick's wall-clock budget is the control period / X (X < 1 emulates a faster "
-        "computer); the tick schedule in bag time does not change (default: 1)",
-    )
-    parser.add_argument(
-        "--max-image-pixels",
-        type=int,
-        default=MAX_PIXELS,
-        metavar="N",
-        help="skip (and count) images larger than N pixels, width x height, judged by the "
-        "header before decoding (default: %(default)s = 4096 x 4096)",
-    )
-    parser.add_argument("--force", action="store_true", help="replace existing outputs")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_options(parser, ReplayOptions)
     add_param_arguments(parser)
     return parser
 
@@ -139,7 +145,7 @@ def _summary(report: Mapping[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``grasp-ros-replay``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = parse(ReplayOptions, build_parser(), argv)
     prog = "grasp-ros-replay"
     try:
         if any(p.partition("=")[0].strip() == "budget" for p in args.param):

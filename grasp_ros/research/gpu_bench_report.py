@@ -152,21 +152,29 @@ def markdown(run: dict[str, Any]) -> str:
         )
         out += [""]
     if run.get("compile"):
-        out += ["## torch.compile (the `compile` parameter)", ""]
+        h5 = str(cfg["replan_horizon"])
+        out += [
+            "## torch.compile (the `compile` parameter)",
+            "",
+            f"GRASP's ms per iteration at H={h5} with the model's forward compiled; eager "
+            "figures (P2) in brackets; compile: seconds of the first plans, which compile.",
+            "",
+        ]
         rows = []
         for key, c in run["compile"].items():
             if "error" in c:
-                rows.append([key, "failed", c["error"][:120]])
+                rows.append([key, "failed", " ".join(c["error"].split())[:200]])
                 continue
+            eager = (run.get("p2") or {}).get(key.split("/")[1], {})
             times = " · ".join(
-                f"{p} " + ", ".join(_ms(c[p][h]) for h in hs) for p in ("grasp", "grasp-nosync")
+                f"{p} {_ms(c[p][h5])} ({_ms(eager.get(p, {}).get(h5))})"
+                for p in ("grasp", "grasp-nosync")
             )
             rows.append([key, f"{c['compile_s']:.1f} s", times])
-        out += _table(["mode / model", "compile", f"ms per iteration at H={','.join(hs)}"], rows)
-        out += [""]
+        out += [*_table(["mode / model", "compile", "ms per iteration (eager)"], rows), ""]
     if run["errors"]:
         out += ["## Sections that failed", ""]
-        out += [f"- {k}: {v}" for k, v in run["errors"].items()]
+        out += [f"- {k}: {' '.join(v.split())}" for k, v in run["errors"].items()]
     return "\n".join(out) + "\n"
 
 

@@ -117,8 +117,7 @@ class PlannerRuntime:
 
     def __init__(self, model: nn.Module, params: Mapping[str, Any] | None = None) -> None:
         # Planning differentiates with respect to actions and states only; weight gradients
-        # cost about a fifth of a GRASP iteration (measured on the shipped model, CPU) and
-        # would pile up in the weights' .grad.
+        # would cost time in every iteration and pile up in the weights' .grad.
         self.model = model.eval().requires_grad_(False)
         self.params = P.defaults()
         self.params.update(P.validate(params or {}))

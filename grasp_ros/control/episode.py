@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from grasp_ros.control.runtime import Command, PlannerRuntime, Status
 from grasp_ros.envs import PointEnv, Task
+from grasp_ros.envs.agents import Policy
 
-#: A scripted agent: ``(seconds since the start, ground-truth state) -> action``.
-Policy = Callable[[float, np.ndarray], np.ndarray]
 #: A camera frame: ``(capture stamp, receive stamp, RGB image)``, stamps in clock seconds.
 Frame = tuple[float, float, np.ndarray]
 

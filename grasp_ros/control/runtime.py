@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from grasp_ros.control import params as P
+from grasp_ros.control import params as schema
 from grasp_ros.models.base import to_tensor
 from grasp_ros.models.compiled import compile_forward
 from grasp_ros.planning import Plan, Planner, make_planner
@@ -119,8 +119,8 @@ class PlannerRuntime:
         # Planning differentiates with respect to actions and states only; weight gradients
         # would cost time in every iteration and pile up in the weights' .grad.
         self.model = model.eval().requires_grad_(False)
-        self.params = P.defaults()
-        self.params.update(P.validate(params or {}))
+        self.params = schema.defaults()
+        self.params.update(schema.validate(params or {}))
         self._check_action_params(self.params)
         self._planning_model = compile_forward(self.model, self.params["compile"])
         self.planner = self._build_planner(self.params)
@@ -145,8 +145,8 @@ class PlannerRuntime:
         """
         from grasp_ros.models import load_world_model
 
-        values = P.defaults()
-        values.update(P.validate(params))
+        values = schema.defaults()
+        values.update(schema.validate(params))
         if values["cpu_threads"] > 0:
             torch.set_num_threads(values["cpu_threads"])
         device = None if values["device"] == "auto" else values["device"]
@@ -272,7 +272,7 @@ class PlannerRuntime:
         warm = None
         if self._warm is not None and self.params["warm_start"]:
             steps = max(0, round((now - self._warm_stamp) / self.period))
-            warm = self._warm.shift(steps, pad=self.params["warm_start_pad"])
+            warm = self._warm.shift(steps, self.params["warm_start_pad"], self.params["horizon"])
         iters, deadline = self._budget(warm is not None, t0)
         plan = self.planner.plan(start, goal, warm_start=warm, max_iters=iters, deadline=deadline)
         self._warm, self._warm_stamp = plan, now
@@ -369,18 +369,18 @@ class PlannerRuntime:
         changes.
         """
         try:
-            values = P.validate(changes)
+            values = schema.validate(changes)
         except ValueError as exc:
             return False, str(exc)
         for name, value in values.items():
-            if P.SCHEMA[name].read_only and value != self.params[name]:
+            if schema.SCHEMA[name].read_only and value != self.params[name]:
                 return False, f"{name} is read-only; restart with the new value"
         candidate = {**self.params, **values}
         try:
             self._check_action_params(candidate)
             planner = (
                 self._build_planner(candidate)
-                if any(P.SCHEMA[n].rebuilds_planner for n in values)
+                if any(schema.SCHEMA[n].rebuilds_planner for n in values)
                 else self.planner
             )
         except ValueError as exc:
@@ -389,7 +389,7 @@ class PlannerRuntime:
         return True, ""
 
     def _build_planner(self, params: Mapping[str, Any]) -> Planner:
-        config = P.planner_config(params, params["planner"])
+        config = schema.planner_config(params, params["planner"])
         return make_planner(params["planner"], self._planning_model, params["horizon"], **config)
 
     def _check_action_params(self, params: Mapping[str, Any]) -> None:

@@ -11,12 +11,13 @@ from typing import Any
 
 from torch import nn
 
-from .base import Plan, Planner, validate_config
+from .base import Planner, validate_config
 from .cem import CEMConfig, CEMPlanner
 from .collocation import CollocationConfig, CollocationPlanner
 from .gd import GDConfig, GDPlanner
 from .grasp import GraspConfig, GraspPlanner
 from .objectives import LatentMSE, Objective
+from .plan import Plan
 
 PLANNERS: dict[str, type[Planner]] = {
     cls.name: cls for cls in (GraspPlanner, GDPlanner, CEMPlanner, CollocationPlanner)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Plan, Planner, PlannerConfig, PlanState, knob
+from .base import Planner, PlannerConfig, PlanState, knob
+from .plan import Plan
 
 
 @dataclass

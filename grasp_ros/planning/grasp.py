@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Plan, Planner, PlannerConfig, PlanState, interpolate, knob
+from .base import Planner, PlannerConfig, PlanState, interpolate, knob
 from .objectives import latent_mse
+from .plan import Plan
 
 
 @dataclass

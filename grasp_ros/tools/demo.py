@@ -22,22 +22,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-import grasp_ros
+from grasp_ros.cli import add_options, option, parse
 from grasp_ros.control import Command, PlannerRuntime, Status
-from grasp_ros.control import params as P
+from grasp_ros.control import params as schema
 from grasp_ros.control.episode import EpisodeHooks, Tick, run_episode
 from grasp_ros.control.outputs import action_fields, status_fields, trajectory_fields
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
@@ -52,49 +49,74 @@ from grasp_ros.io.messages import (
     virtual_trajectory_msg,
 )
 from grasp_ros.io.sim_topics import STRING
-from grasp_ros.models import has_decoder
 from grasp_ros.planning import PLANNERS
+from grasp_ros.tools.demo_outputs import (
+    END_FRAMES,
+    Animation,
+    Episode,
+    TickRecord,
+    plot_ticks,
+    summarize,
+)
 from grasp_ros.tools.record_sim import DEFAULT_START_TIME as START_TIME
-from grasp_ros.viz import decode_mosaic, overlay
 
 #: The planner node's topics (the simulator's are in `grasp_ros.io.sim_topics`).
 ACTION_TOPIC, PLAN_TOPIC, STATUS_TOPIC = "action", "plan", "status"
 
-PANEL = 256
-GAP = 4
-WIDTH = 2 * PANEL + GAP
-DECODED_STATES = 8
-END_FRAMES = 10
 TICKS_PER_OPTIMAL_STEP = 3
-LEGEND = "dots: virtual states (dark=early)  blue: model rollout  grey: path  green: goal"
 
 
 @dataclass
-class TickRecord:
-    """One control tick as the plot and the summary need it."""
+class DemoOptions:
+    """grasp-ros-demo's options."""
 
-    episode: int
-    status: str
-    solve_time: float
-    tick_time: float
-    iterations: int
-    cost: float
+    env: str = option("wall", "simulated world (default: %(default)s)", choices=sorted(ENVS))
+    model: str | None = option(None, "world model spec (default: the shipped model of --env)")
+    planner: str | None = option(None, "planner (default: from params)", choices=sorted(PLANNERS))
+    horizon: int | None = option(
+        None,
+        "plan length T; tasks are sampled to need 0.75 T to T steps (default: from params)",
+        type=int,
+    )
+    episodes: int = option(5, "episodes to run (default: %(default)s)", type=int)
+    max_ticks: int | None = option(
+        None, "tick limit per episode (default: 3 x the task's optimal number of steps)", type=int
+    )
+    seed: int = option(0, "episode i uses task seed SEED + i (default: %(default)s)", type=int)
+    device: str | None = option(None, "torch device: auto, cpu, cuda, cuda:N (default: params)")
+    params: Path | None = option(
+        None,
+        "ROS parameters YAML (as config/planner.yaml; default: its defaults); flags "
+        "override it, and --fast/--realtime set its 'budget'",
+        type=Path,
+    )
+    out: Path = option(Path("out/demo"), "output folder (default: %(default)s)", type=Path)
+    gif: bool = option(
+        True,
+        "skip the animation (faster; the bag and plot are still written)",
+        "--no-gif",
+        action="store_false",
+    )
+    realtime: bool = False  # --fast (the default) or --realtime: see build_parser
 
+    def problems(self) -> list[str]:
+        """What is wrong with these options."""
+        counts = {"episodes": self.episodes, "horizon": self.horizon, "max_ticks": self.max_ticks}
+        return [
+            f"--{name.replace('_', '-')} must be at least 1, got {value}"
+            for name, value in counts.items()
+            if value is not None and value < 1
+        ]
 
-@dataclass
-class Episode:
-    """One episode's task and outcome."""
-
-    episode: int
-    seed: int
-    success: bool = False
-    ticks: int = 0
-    max_ticks: int = 0
-    optimal_steps: int = 0
-    non_greedy: bool = False
-    final_distance: float = math.nan
-    deadline_misses: int = 0
-    end: str = ""
+    def runtime_params(self) -> dict[str, Any]:
+        """``--params`` (if given) over the schema defaults, then the flags over both; the
+        budget always follows ``--fast``/``--realtime``."""
+        values = schema.load_params_file(self.params) if self.params is not None else {}
+        values["model"] = self.model or values.get("model") or self.env
+        flags = {"planner": self.planner, "horizon": self.horizon, "device": self.device}
+        values.update({k: v for k, v in flags.items() if v is not None})
+        values["budget"] = "deadline" if self.realtime else "iterations"
+        return schema.validate(values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,74 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
         "timing plot, a rosbag2 (MCAP) and summary.json to --out; existing files there are "
         "replaced.",
     )
-    p.add_argument(
-        "--env", choices=sorted(ENVS), default="wall", help="simulated world (default: %(default)s)"
-    )
-    p.add_argument("--model", help="world model spec (default: the shipped model of --env)")
-    p.add_argument("--planner", choices=sorted(PLANNERS), help="planner (default: from params)")
-    p.add_argument(
-        "--horizon",
-        type=int,
-        help="plan length T; tasks are sampled to need 0.75 T to T steps (default: from params)",
-    )
-    p.add_argument("--episodes", type=int, default=5, help="episodes to run (default: %(default)s)")
-    p.add_argument(
-        "--max-ticks",
-        type=int,
-        help="tick limit per episode (default: 3 x the task's optimal number of steps)",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="episode i uses task seed SEED + i (default: %(default)s)",
-    )
+    add_options(p, DemoOptions)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--fast",
         dest="realtime",
         action="store_false",
-        help="simulated clock, "
-        "fixed iterations per tick: deterministic, as fast as the CPU allows "
-        "(the default)",
+        help="simulated clock, fixed iterations per tick: deterministic, as fast as the CPU "
+        "allows (the default)",
     )
     mode.add_argument(
         "--realtime",
         dest="realtime",
         action="store_true",
-        help="pace ticks "
-        "to the wall clock at control_rate and plan within each period "
+        help="pace ticks to the wall clock at control_rate and plan within each period "
         "('deadline' budget), as on a robot",
     )
     p.set_defaults(realtime=False)
-    p.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:N (default: params)")
-    p.add_argument(
-        "--params",
-        type=Path,
-        help="ROS parameters YAML (as config/planner.yaml; default: its defaults); flags "
-        "override it, and --fast/--realtime set its 'budget'",
-    )
-    p.add_argument(
-        "--out", type=Path, default=Path("out/demo"), help="output folder (default: %(default)s)"
-    )
-    p.add_argument(
-        "--no-gif",
-        dest="gif",
-        action="store_false",
-        help="skip the animation (faster; the bag and plot are still written)",
-    )
     return p
-
-
-def runtime_params(args: argparse.Namespace) -> dict[str, Any]:
-    """``--params`` (if given) over the schema defaults, then the flags over both; the budget
-    always follows ``--fast``/``--realtime``."""
-    values = P.load_params_file(args.params) if args.params is not None else {}
-    values["model"] = args.model or values.get("model") or args.env
-    flags = {"planner": args.planner, "horizon": args.horizon, "device": args.device}
-    values.update({k: v for k, v in flags.items() if v is not None})
-    values["budget"] = "deadline" if args.realtime else "iterations"
-    return P.validate(values)
 
 
 def check_env_fits(model: torch.nn.Module, env: PointEnv, env_name: str) -> None:
@@ -195,79 +167,6 @@ def check_env_fits(model: torch.nn.Module, env: PointEnv, env_name: str) -> None
                 f"the model's {name} {mine.tolist()} differs from the world's "
                 f"{bound.tolist()}; the simulator would rescale its actions"
             )
-
-
-class Animation:
-    """Frames of the demo GIF, kept palette-quantised (one byte a pixel) until written."""
-
-    def __init__(self, env: PointEnv, model: torch.nn.Module, period: float) -> None:
-        self.env, self.model, self.period = env, model, period
-        self.frames: list[Image.Image] = []
-        self.decoder = has_decoder(model)
-        self._mosaic: np.ndarray | None = None
-
-    def add(
-        self,
-        image: np.ndarray,
-        task: Task,
-        trail: list[np.ndarray],
-        lines: list[str],
-        plan: dict[str, Any] | None = None,
-        repeat: int = 1,
-    ) -> None:
-        """One frame: the camera with the plan (VirtualTrajectory fields) drawn on, the goal,
-        the decoded virtual states, and ``lines`` of text; shown ``repeat`` periods long."""
-        size, world = PANEL, self.env.world_size
-        goal_px = overlay.to_pixels(task.goal_state[None], world, size)[0]
-        ring = self.env.success_radius * size / world
-        camera = overlay.upscale(image, size)
-        overlay.draw_path(
-            camera, overlay.to_pixels(np.array(trail), world, size), overlay.TRAIL_COLOR
-        )
-        overlay.draw_ring(camera, goal_px, ring, overlay.GOAL_COLOR)
-        if plan is not None and plan["positions"] is not None:
-            rollout = overlay.to_pixels(plan["rollout_positions"], world, size)
-            overlay.draw_path(camera, rollout, overlay.ROLLOUT_COLOR, 2)
-            states = overlay.to_pixels(plan["positions"], world, size)
-            overlay.draw_dots(camera, states, overlay.time_colors(len(states)))
-        goal = overlay.draw_ring(
-            overlay.upscale(task.goal_image, size), goal_px, ring, overlay.GOAL_COLOR
-        )
-        rows = [[overlay.caption(camera, "camera + plan"), overlay.caption(goal, "goal image")]]
-        if self.decoder and plan is not None:
-            self._mosaic = decode_mosaic(
-                self.model, plan["virtual_states"], DECODED_STATES, DECODED_STATES, gap=0
-            )
-            rows.append([overlay.caption(self._mosaic, "virtual states, decoded: s_0 ... goal")])
-        elif self._mosaic is not None:  # a tick without a plan: the last one, faded
-            faded = (self._mosaic // 3 + 170).astype(np.uint8)
-            rows.append([overlay.caption(faded, "virtual states, decoded: last plan")])
-        rows.append([overlay.text_bar(WIDTH, [*lines, LEGEND])])
-        self.frames.extend([_quantize(Image.fromarray(overlay.stack(rows, GAP)))] * repeat)
-
-    def save(self, path: Path) -> None:
-        """Write the GIF (one frame per control period, looping) atomically."""
-        size = max(f.size[0] for f in self.frames), max(f.size[1] for f in self.frames)
-        for i, frame in enumerate(self.frames):
-            if frame.size != size:  # a frame before the first plan has no decoded states
-                canvas = Image.new("RGB", size, "white")
-                canvas.paste(frame.convert("RGB"))
-                self.frames[i] = _quantize(canvas)
-        tmp = path.with_name(f".{path.name}.tmp")
-        self.frames[0].save(
-            tmp,
-            format="GIF",
-            save_all=True,
-            append_images=self.frames[1:],
-            duration=round(1000 * self.period),
-            loop=0,
-        )
-        tmp.replace(path)
-
-
-def _quantize(frame: Image.Image) -> Image.Image:
-    """An RGB PIL image to 8-bit palette, without dithering (flat colours, crisp lines)."""
-    return frame.quantize(colors=255, dither=Image.Dither.NONE)
 
 
 class ClosedLoop(EpisodeHooks):
@@ -405,117 +304,9 @@ class ClosedLoop(EpisodeHooks):
         ]
 
 
-def plot_ticks(
-    records: list[TickRecord], episodes: list[Episode], title: str, period: float, path: Path
-) -> None:
-    """Solve time, iterations and cost per tick (planning ticks only), episodes shaded apart."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ok = np.array([r.status == "OK" for r in records], dtype=bool)
-    values = {
-        "solve time (ms)": np.array([1000 * r.solve_time for r in records]),
-        "iterations": np.array([r.iterations for r in records], dtype=float),
-        "cost (latent MSE)": np.array([r.cost for r in records]),
-    }
-    fig, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
-    start = 0
-    for ep in episodes:
-        end = start + ep.ticks
-        x = np.arange(start, end)
-        for ax, v in zip(axes, values.values(), strict=True):
-            ax.plot(
-                x,
-                np.where(ok[start:end], v[start:end], np.nan),
-                ".-",
-                ms=3,
-                lw=0.8,
-                color="C0" if ep.success else "C3",
-            )
-            if ep.episode % 2:
-                ax.axvspan(start - 0.5, end - 0.5, color="0.93", zorder=0)
-        mark = "✓" if ep.success else "✗"
-        axes[0].annotate(
-            f"ep {ep.episode + 1} {mark}",
-            (start, 1.02),
-            xycoords=("data", "axes fraction"),
-            fontsize=8,
-        )
-        start = end
-    for ax, label in zip(axes, values, strict=True):
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].axhline(1000 * period, color="k", ls="--", lw=1, label="control period")
-    axes[0].legend(loc="upper right", fontsize=8)
-    for ax, v in ((axes[0], values["solve time (ms)"]), (axes[2], values["cost (latent MSE)"])):
-        if (v[ok] > 0).any():
-            ax.set_yscale("log")
-    axes[-1].set_xlabel("control tick (blue: successful episode, red: failed)")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-
-
-def summarize(
-    args: argparse.Namespace,
-    runtime: PlannerRuntime,
-    episodes: list[Episode],
-    records: list[TickRecord],
-    wall: float,
-) -> dict[str, Any]:
-    """summary.json's contents: per-episode outcomes, timing percentiles, params, versions."""
-    ok = [r for r in records if r.status == "OK"]
-
-    def ms(values: list[float]) -> dict[str, float | None]:
-        if not values:
-            return {"p50": None, "p90": None, "p99": None, "max": None}
-        q = np.percentile(1000 * np.asarray(values), [50, 90, 99])
-        return {"p50": q[0], "p90": q[1], "p99": q[2], "max": 1000 * max(values)}
-
-    return _plain(
-        {
-            "env": args.env,
-            "mode": "realtime" if args.realtime else "fast",
-            "success_rate": sum(e.success for e in episodes) / max(len(episodes), 1),
-            "episodes": [asdict(e) for e in episodes],
-            "ticks": len(records),
-            "deadline_misses": sum(e.deadline_misses for e in episodes),
-            "solve_time_ms": ms([r.solve_time for r in ok]),
-            "tick_time_ms": ms([r.tick_time for r in records]),
-            "iterations_mean": float(np.mean([r.iterations for r in ok])) if ok else None,
-            "wall_time_s": wall,
-            "params": runtime.params,
-            "device": str(runtime.device),
-            "versions": {
-                "grasp_ros": grasp_ros.__version__,
-                "python": platform.python_version(),
-                **{name: metadata.version(name) for name in ("torch", "numpy", "rosbags")},
-            },
-        }
-    )
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: numpy scalars to Python numbers, NaN to None."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: DemoOptions) -> dict[str, Any]:
     """The whole demo; returns the summary it wrote."""
-    runtime = PlannerRuntime.from_params(runtime_params(args))
+    runtime = PlannerRuntime.from_params(args.runtime_params())
     env = make_env(args.env, image_size=getattr(runtime.model, "image_size", 64))
     check_env_fits(runtime.model, env, args.env)
     out: Path = args.out
@@ -533,7 +324,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for ep in episodes:
             bar.set_description(f"episode {ep.episode + 1}/{len(episodes)}")
             loop.run(ep, bar)
-    summary = summarize(args, runtime, episodes, loop.records, time.perf_counter() - wall0)
+    wall = time.perf_counter() - wall0
+    summary = summarize(args.env, args.realtime, runtime, episodes, loop.records, wall)
     title = _title(args, runtime, summary)
     plot_ticks(loop.records, episodes, title, runtime.period, out / "ticks.png")
     if anim is not None:
@@ -544,7 +336,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def _title(args: argparse.Namespace, runtime: PlannerRuntime, summary: dict[str, Any]) -> str:
+def _title(args: DemoOptions, runtime: PlannerRuntime, summary: dict[str, Any]) -> str:
     p = runtime.params
     return (
         f"{args.env}, {p['planner']} T={p['horizon']}, {summary['mode']} "
@@ -553,12 +345,7 @@ def _title(args: argparse.Namespace, runtime: PlannerRuntime, summary: dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    for name in ("episodes", "horizon", "max_ticks"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    args = parse(DemoOptions, build_parser(), argv)
     torch.set_num_threads(1)
     try:
         summary = run(args)

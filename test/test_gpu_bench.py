@@ -69,9 +69,16 @@ def test_quick_cpu_run_writes_labelled_results(tmp_path: Path) -> None:
     assert "## P2" in text and "## P4" in text and "## P5" in text
 
 
-def test_cuda_device_is_refused_without_a_gpu(capsys) -> None:
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a CUDA GPU")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--device", "cuda", "--profile", "quick"], "no CUDA GPU"),
+        (["--device", "cpu"], "--profile gpu needs a CUDA GPU"),
+        ([], "--profile gpu needs a CUDA GPU"),
+    ],
+)
+def test_without_a_gpu_the_gpu_measurement_is_refused(argv: list, message: str, capsys) -> None:
     with pytest.raises(SystemExit):
-        gpu_bench.main(["--device", "cuda"])
-    assert "no CUDA GPU" in capsys.readouterr().err
+        gpu_bench.main(argv)
+    assert message in capsys.readouterr().err

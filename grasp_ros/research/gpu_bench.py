@@ -28,8 +28,10 @@ files are rewritten after each section, so a run cut short keeps what it measure
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +39,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from grasp_ros.cli import add_options, option, parse
 from grasp_ros.models import env_for_model, load_world_model, resolve_device
 from grasp_ros.models.base import to_tensor
-from grasp_ros.models.compiled import CompiledForward
+from grasp_ros.models.compiled import COMPILE_MODES, CompiledForward
 from grasp_ros.research import gpu_bench_report
 from grasp_ros.research import gpu_measure as M
-from grasp_ros.research.bench import machine_info, versions
+from grasp_ros.research.bench import _csv, machine_info, versions
 from grasp_ros.research.patch_model import PatchTokenModel
 
 P2_PLANNERS = ("grasp", "grasp-nosync", "gd", "cem")
@@ -103,7 +106,7 @@ def models(cfg: dict[str, Any], device: torch.device) -> dict[str, nn.Module]:
     return {k: m.eval().requires_grad_(False) for k, m in out.items()}
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: GpuBenchOptions) -> dict[str, Any]:
     """All sections; the record is written after each one (see the module docstring)."""
     cfg = dict(PROFILES[args.profile])
     if args.horizons:
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "versions": versions(),
         "device": str(device),
         "device_info": gpu_bench_report.device_info(device),
-        "config": {"profile": args.profile, **cfg, "threads": args.threads},
+        "config": {**dataclasses.asdict(args), "out": str(args.out), **cfg},
         "errors": {},
     }
     nets = models(cfg, device)
@@ -187,45 +190,70 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+@dataclass
+class GpuBenchOptions:
+    """The GPU benchmark's options; sizes and counts come from the ``--profile``."""
+
+    profile: str = option(
+        "gpu",
+        "'gpu': the measurement (a few minutes on an H200); 'quick': tiny sizes for a smoke "
+        "run (default: gpu)",
+        choices=sorted(PROFILES),
+    )
+    device: str = option("auto", "cpu, cuda, cuda:N or auto (cuda when present) (default: auto)")
+    horizons: list[int] | None = option(
+        None, "comma-separated horizons (default: the profile's)", type=_csv(int)
+    )
+    compile_modes: list[str] | None = option(
+        None,
+        "comma-separated torch.compile modes to time, 'off' for none (default: the profile's)",
+        type=_csv(str, list(COMPILE_MODES)),
+    )
+    threads: int = option(1, "torch CPU threads, 0 keeps torch's default (default: 1)", type=int)
+    out: Path = option(Path("bench/results"), "output folder (default: bench/results)", type=Path)
+    name: str | None = option(None, "stem of the output files (default: gpu-PROFILE-DEVICE-TIME)")
+
+    def __post_init__(self) -> None:
+        if self.compile_modes is not None:
+            self.compile_modes = [m for m in self.compile_modes if m != "off"]
+        kind = self.device.split(":")[0]
+        if kind == "auto":
+            kind = "cuda" if torch.cuda.is_available() else "cpu"
+        self.name = self.name or f"gpu-{self.profile}-{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def problems(self) -> list[str]:
+        """What is wrong with these options, the first thing first."""
+        rules = [
+            (
+                self.device in ("auto", "cpu") or self.device.startswith("cuda"),
+                f"--device {self.device!r}: use cpu, cuda, cuda:N or auto",
+            ),
+            (
+                not self.device.startswith("cuda") or torch.cuda.is_available(),
+                f"--device {self.device}: no CUDA GPU is available here; use --device cpu",
+            ),
+            (
+                self.profile != "gpu"
+                or self.device.startswith("cuda")
+                or torch.cuda.is_available(),
+                "--profile gpu needs a CUDA GPU (on a CPU it would run for hours); "
+                "use --profile quick --device cpu for a smoke run",
+            ),
+            (all(h >= 1 for h in self.horizons or [1]), "--horizons must be positive integers"),
+            (self.threads >= 0, "--threads must be 0 or more"),
+        ]
+        return [message for ok, message in rules if not ok]
+
+
+def parse_args(argv: list[str] | None) -> GpuBenchOptions:
+    parser = argparse.ArgumentParser(
         prog="python -m grasp_ros.research.gpu_bench",
         description="Time GRASP, GD and CEM on a device (P2 ms per iteration vs horizon, P4 the "
         "CUDA-graph floor, P5 memory, replans per second and the 30 Hz closed loop, torch.compile "
         "modes). Writes NAME.json and NAME.md into --out. A CPU run is a smoke test only.",
     )
-    p.add_argument(
-        "--profile",
-        choices=sorted(PROFILES),
-        default="gpu",
-        help="'gpu': the measurement (a few minutes on an H200); 'quick': tiny "
-        "sizes for a smoke run (default: gpu)",
-    )
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    p.add_argument(
-        "--horizons",
-        type=lambda s: [int(x) for x in s.split(",")],
-        help="comma-separated horizons (default: the profile's)",
-    )
-    p.add_argument(
-        "--compile-modes",
-        type=lambda s: [x for x in s.split(",") if x],
-        help="comma-separated torch.compile modes to time ('' for none; default: the profile's)",
-    )
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("bench/results"),
-        help="output folder (default: bench/results)",
-    )
-    p.add_argument("--name", help="stem of the output files (default: gpu-PROFILE-DEVICE-TIME)")
-    args = p.parse_args(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: no CUDA GPU is available here; use --device cpu")
-    device = resolve_device(args.device)
-    args.name = args.name or f"gpu-{args.profile}-{device.type}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return args
+    add_options(parser, GpuBenchOptions)
+    return parse(GpuBenchOptions, parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,24 +75,32 @@ def test_cuda_plans_equal_cpu_plans(name: str) -> None:
 
 
 def test_deadline_holds_with_asynchronous_kernels() -> None:
-    """A warm-started GRASP tick at DINO-WM's latent size (256 x 384 tokens, H=50, population
-    8), where one iteration's kernels take milliseconds of GPU time but microseconds to queue:
-    without the per-iteration synchronisation the loop would queue iterations far past the
-    deadline. Timed until the GPU has finished (synchronize after ``plan`` returns)."""
+    """Warm-started GRASP ticks at DINO-WM's latent size (256 x 384 tokens, H=50, population
+    8), where an iteration's kernels take milliseconds of GPU time but microseconds to queue:
+    without the per-iteration synchronisation the loop would queue many iterations inside the
+    deadline and the GPU would finish them far past it. Timed until the GPU has finished; the
+    deadline is ten iterations, and one iteration of overrun is allowed (the planner only knows
+    an iteration's cost once it has run one)."""
     model = PatchTokenModel().to(CUDA).eval().requires_grad_(False)
     with torch.no_grad():
         start, goal = model.encode(torch.rand(2, 3, 64, 64, device=CUDA))
     planner = make_planner("grasp", model, 50, population=8, iterations=100000)
     plan = planner.plan(start, goal, max_iters=3)
-    for deadline in (0.05, 0.2, 0.2):
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    plan = planner.plan(start, goal, warm_start=plan.shift(1), max_iters=5)
+    torch.cuda.synchronize()
+    per_iteration = (time.perf_counter() - t0) / 5
+    deadline = 10 * per_iteration
+    for _ in range(3):
         warm = plan.shift(1)
         torch.cuda.synchronize()
         t0 = time.perf_counter()
         plan = planner.plan(start, goal, warm_start=warm, deadline=deadline)
         torch.cuda.synchronize()
         elapsed = time.perf_counter() - t0
-        assert elapsed <= 1.25 * deadline + 0.01, (deadline, elapsed, plan.iterations)
-    assert plan.iterations >= 1
+        assert elapsed <= deadline + per_iteration + 0.01, (deadline, elapsed, plan.iterations)
+        assert plan.iterations >= 3
 
 
 def _host_device_copies(events: list) -> int:

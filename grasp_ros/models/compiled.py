@@ -9,7 +9,8 @@ forward keeps the planners' algorithm code as it is: the runtime hands the plann
 instead of the model, and nothing else changes.
 
 Costs: the first call of each shape (and of grad / no-grad use) compiles, seconds to a minute,
-so the runtime's warm-up runs a full plan to compile them before the first tick. Whether it
+so the runtime's warm-up runs a full plan to compile them before the first tick (a live change
+of the horizon brings new shapes, and the next ticks compile again). Whether it
 pays depends on the model and the device; ``python -m grasp_ros.research.gpu_bench`` measures
 it. With 'reduce-overhead' the outputs of a CUDA graph live in memory that its next replay
 overwrites, and a serial rollout keeps every step's output, so each output is cloned.

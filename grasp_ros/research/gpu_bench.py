@@ -139,6 +139,9 @@ def run(args: GpuBenchOptions) -> dict[str, Any]:
         for k, m in nets.items()
     }
     pop, hs, reps = cfg["population"], cfg["horizons"], cfg["repeats"]
+    record["planner_configs"] = {
+        p: dataclasses.asdict(M.build(p, nets["wall"], hs[0], pop, 1).config) for p in P2_PLANNERS
+    }
     windows, h5 = cfg["windows"], cfg["replan_horizon"]
 
     def timings(net: nn.Module, m: str, planners: tuple[str, ...], horizons: list[int]) -> Any:

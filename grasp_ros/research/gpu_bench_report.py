@@ -71,7 +71,8 @@ def markdown(run: dict[str, Any]) -> str:
         "",
         f"Models: {', '.join(k + ' ' + str(v['latent_shape']) for k, v in run['models'].items())} "
         f"(patch: random weights, {cfg['patch']['depth']} transformer blocks); GRASP population "
-        f"{cfg['population']}; CEM and GD at their defaults. Every plan synchronises the device "
+        f"{cfg['population']}; GD and CEM at their defaults (CEM: "
+        f"{run['planner_configs']['cem']['samples']} samples). Every plan synchronises the device "
         "after each iteration, as the runtime's deadline budget does.",
     ]
     hs = [str(h) for h in cfg["horizons"]]

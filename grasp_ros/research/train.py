@@ -27,20 +27,20 @@ import argparse
 import dataclasses
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from grasp_ros.cli import add_options, option, parse
-from grasp_ros.envs import ENVS, PointEnv, make_env
+from grasp_ros.cli import add_options, parse
+from grasp_ros.envs import PointEnv, make_env
 from grasp_ros.models.reference import ReferenceWorldModel
 from grasp_ros.research.evaluation import evaluate, forward_timing, log_fidelity, planning_check
 from grasp_ros.research.fidelity import fidelity
 from grasp_ros.research.model_card import model_card
 from grasp_ros.research.planner_data import planner_episodes
 from grasp_ros.research.training import (
+    TrainOptions,
     atomic_save,
     collect,
     concat_episodes,
@@ -49,65 +49,6 @@ from grasp_ros.research.training import (
     train_dynamics,
     train_representation,
 )
-
-
-@dataclass
-class TrainOptions:
-    """grasp-ros-train's options; ``dataclasses.asdict`` of them is the card's ``training``."""
-
-    env: str = option("wall", "reference world to train in", "env", choices=sorted(ENVS))
-    out: Path = option(Path("out/models"), "output folder", type=Path)
-    seed: int = option(0, "seed for data, init and batches", type=int)
-    episodes: int = option(1500, "training episodes", type=int)
-    episode_length: int = option(64, "steps per episode", type=int)
-    eval_episodes: int = option(300, "held-out episodes", type=int)
-    representation_steps: int = option(
-        5000, "stage 1 (encoder, decoder, position head) iterations", type=int
-    )
-    dynamics_steps: int = option(6000, "stage 2 iterations", type=int)
-    batch_size: int = option(64, "stage 1 frame pairs per step", type=int)
-    rollout_batch_size: int = option(96, "stage 2 rollouts per step", type=int)
-    rollout_steps: int = option(48, "stage 2 rollout length", type=int)
-    lr: float = option(1e-3, "Adam learning rate (cosine decay)", type=float)
-    latent_dim: int = option(64, "latent vector size", type=int)
-    hidden_dim: int = option(256, "dynamics MLP width", type=int)
-    image_size: int = option(64, "image side in pixels", type=int)
-    action_gated: bool = option(
-        True,
-        "dynamics f(z, a) = M(z, a) a: exactly still under a zero action",
-        action=argparse.BooleanOptionalAction,
-    )
-    threads: int = option(
-        1, "torch threads; 1 is fastest on a shared CPU (0: torch's default)", type=int
-    )
-    planning_tasks: int = option(
-        20, "tasks in the model card's planning check (0: skip it)", type=int
-    )
-    planning_horizon: int = option(30, "planning check horizon", type=int)
-    still_prob: float = option(
-        0.1, "share of held random actions that are zero (standing still)", type=float
-    )
-    planner_rounds: int = option(
-        2, "rounds of planner-in-the-loop data after stage 2 (0: random data only)", type=int
-    )
-    planner_tasks: int = option(150, "tasks planned and executed per round", type=int)
-    round_steps: int = option(1500, "dynamics iterations per planner round", type=int)
-    planner_share: float = option(
-        0.5, "share of each planner-round batch drawn from planner episodes", type=float
-    )
-    init: Path | None = option(
-        None,
-        "start from this checkpoint's weights (with --representation-steps 0: keep its "
-        "encoder and retrain the dynamics)",
-        type=Path,
-    )
-    resume: bool = option(False, "continue from OUT/ENV.train.pt", action="store_true")
-
-    def problems(self) -> list[str]:
-        """What is wrong with these options."""
-        if self.rollout_steps >= self.episode_length + 1:
-            return ["--rollout-steps must be shorter than --episode-length"]
-        return []
 
 
 def parse_args(argv: list[str] | None) -> TrainOptions:

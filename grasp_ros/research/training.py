@@ -1,4 +1,4 @@
-"""The training stages of grasp-ros-train: data, losses, and the two optimisation loops.
+"""grasp-ros-train's options and stages: data, losses, and the two optimisation loops.
 
 :func:`collect` gathers random-exploration episodes; :func:`train_representation` fits the
 encoder, decoder and position head (reconstruction plus the geometry loss that makes latent
@@ -9,11 +9,13 @@ save their progress atomically every ``SAVE_EVERY`` steps so a run can resume.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,12 +23,70 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from grasp_ros.envs import PointEnv, random_rollouts
+from grasp_ros.cli import option
+from grasp_ros.envs import ENVS, PointEnv, random_rollouts
 from grasp_ros.models.base import to_tensor
 from grasp_ros.models.reference import ReferenceWorldModel
 
-if TYPE_CHECKING:
-    from grasp_ros.research.train import TrainOptions
+
+@dataclass
+class TrainOptions:
+    """grasp-ros-train's options; ``dataclasses.asdict`` of them is the card's ``training``."""
+
+    env: str = option("wall", "reference world to train in", "env", choices=sorted(ENVS))
+    out: Path = option(Path("out/models"), "output folder", type=Path)
+    seed: int = option(0, "seed for data, init and batches", type=int)
+    episodes: int = option(1500, "training episodes", type=int)
+    episode_length: int = option(64, "steps per episode", type=int)
+    eval_episodes: int = option(300, "held-out episodes", type=int)
+    representation_steps: int = option(
+        5000, "stage 1 (encoder, decoder, position head) iterations", type=int
+    )
+    dynamics_steps: int = option(6000, "stage 2 iterations", type=int)
+    batch_size: int = option(64, "stage 1 frame pairs per step", type=int)
+    rollout_batch_size: int = option(96, "stage 2 rollouts per step", type=int)
+    rollout_steps: int = option(48, "stage 2 rollout length", type=int)
+    lr: float = option(1e-3, "Adam learning rate (cosine decay)", type=float)
+    latent_dim: int = option(64, "latent vector size", type=int)
+    hidden_dim: int = option(256, "dynamics MLP width", type=int)
+    image_size: int = option(64, "image side in pixels", type=int)
+    action_gated: bool = option(
+        True,
+        "dynamics f(z, a) = M(z, a) a: exactly still under a zero action",
+        action=argparse.BooleanOptionalAction,
+    )
+    threads: int = option(
+        1, "torch threads; 1 is fastest on a shared CPU (0: torch's default)", type=int
+    )
+    planning_tasks: int = option(
+        20, "tasks in the model card's planning check (0: skip it)", type=int
+    )
+    planning_horizon: int = option(30, "planning check horizon", type=int)
+    still_prob: float = option(
+        0.1, "share of held random actions that are zero (standing still)", type=float
+    )
+    planner_rounds: int = option(
+        2, "rounds of planner-in-the-loop data after stage 2 (0: random data only)", type=int
+    )
+    planner_tasks: int = option(150, "tasks planned and executed per round", type=int)
+    round_steps: int = option(1500, "dynamics iterations per planner round", type=int)
+    planner_share: float = option(
+        0.5, "share of each planner-round batch drawn from planner episodes", type=float
+    )
+    init: Path | None = option(
+        None,
+        "start from this checkpoint's weights (with --representation-steps 0: keep its "
+        "encoder and retrain the dynamics)",
+        type=Path,
+    )
+    resume: bool = option(False, "continue from OUT/ENV.train.pt", action="store_true")
+
+    def problems(self) -> list[str]:
+        """What is wrong with these options."""
+        if self.rollout_steps >= self.episode_length + 1:
+            return ["--rollout-steps must be shorter than --episode-length"]
+        return []
+
 
 #: Weight of the reconstruction error on the agent's dot (a few pixels of a mostly plain image).
 DOT_WEIGHT = 20.0

@@ -11,7 +11,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from grasp_ros.io.messages import (
     time_to_sec,
     virtual_trajectory_msg,
 )
-from grasp_ros.tools.replay.report import build_report
+from grasp_ros.tools.replay.report import ReplayLog, Skipped, build_report
 from grasp_ros.tools.replay.topics import DEFAULT_GOAL_TOPIC, Topics, choose_topics
 
 _NS = 1_000_000_000
@@ -50,35 +50,6 @@ class ReplayResult:
     actions: np.ndarray
     statuses: list[Status]
     report: dict[str, Any]
-
-
-@dataclass
-class _Skipped:
-    """Messages on one topic the planner could not use; ``corrupt`` of them did not deserialise.
-
-    ``first_stamp`` is the first one's header stamp, or its bag time if it did not deserialise.
-    """
-
-    count: int = 0
-    corrupt: int = 0
-    first_error: str = ""
-    first_stamp: float | None = None
-
-    def add(self, error: str, stamp: float, corrupt: bool = False) -> None:
-        if not self.count:
-            self.first_error, self.first_stamp = error, stamp
-        self.count += 1
-        self.corrupt += corrupt
-
-
-@dataclass
-class GroundTruth:
-    """What a simulator bag says really happened."""
-
-    task: sim_topics.SimTask | None = None
-    pose: np.ndarray | None = None
-    executed: tuple[int, int, np.ndarray] | None = None  # stamp (ns), dt (ns), action
-    diffs: list[np.ndarray] = field(default_factory=list)
 
 
 class Replay:
@@ -101,35 +72,29 @@ class Replay:
         self.period_ns = round(_NS / (runtime.params["control_rate"] / rate_scale))
         self.tick_hook = tick_hook
         self.frame_id = runtime.params["frame_id"]
-        self.commands: list[Command] = []
-        self.skipped: dict[str, _Skipped] = {}
-        self.latencies: list[float] = []
-        self.counts: dict[str, int] = {}
-        self.truth = GroundTruth()
+        self.log = ReplayLog()
         self.goal: np.ndarray | None = None
-        self.first_ns: int | None = None
-        self.last_ns: int | None = None
         self.ticks = 0
 
     def run(self, messages: Iterator[RawMessage], progress: tqdm) -> None:
         for m in messages:
-            if self.first_ns is None:
-                self.first_ns = m.stamp_ns
+            if self.log.first_ns is None:
+                self.log.first_ns = m.stamp_ns
             while self._next_tick() < m.stamp_ns:
                 self._tick(self._next_tick())
             self._feed(m)
-            self.last_ns = max(self.last_ns or m.stamp_ns, m.stamp_ns)
+            self.log.last_ns = max(self.log.last_ns or m.stamp_ns, m.stamp_ns)
             progress.update()
             progress.set_postfix(ticks=self.ticks, refresh=False)
-        while self.first_ns is not None and self._next_tick() <= self.last_ns:
+        while self.log.first_ns is not None and self._next_tick() <= self.log.last_ns:
             self._tick(self._next_tick())
 
     def _next_tick(self) -> int:
-        return self.first_ns + self.ticks * self.period_ns
+        return self.log.first_ns + self.ticks * self.period_ns
 
     def _feed(self, m: RawMessage) -> None:
         """Copy a message verbatim, then use it if it is one the planner or the score needs."""
-        self.counts[m.topic] = self.counts.get(m.topic, 0) + 1
+        self.log.counts[m.topic] = self.log.counts.get(m.topic, 0) + 1
         if self.writer is not None and m.topic in self.copied:
             self.writer.write_raw(m.topic, m.data, m.stamp_ns)
         if m.topic not in self.used:
@@ -149,7 +114,7 @@ class Replay:
                 self._skip(m.topic, str(exc), stamp)
                 return
             if m.topic == self.image_topic:
-                self.latencies.append(m.stamp_ns / _NS - stamp)
+                self.log.latencies.append(m.stamp_ns / _NS - stamp)
                 self.rt.on_image(rgb, stamp / self.scale)
             elif self.goal is None or not np.array_equal(self.goal, rgb):
                 # Like the node: a republished, unchanged goal must not drop the warm start.
@@ -157,17 +122,17 @@ class Replay:
                 self.goal = rgb
         elif m.topic.lstrip("/") == sim_topics.TASK_TOPIC:
             try:
-                self.truth.task = sim_topics.parse_task(msg.data)
+                self.log.truth.task = sim_topics.parse_task(msg.data)
             except ValueError as exc:
                 self._skip(m.topic, str(exc), m.stamp_ns / _NS)
         elif m.topic.lstrip("/") == sim_topics.POSE_TOPIC:
-            self.truth.pose = sim_topics.pose_xy(msg)
+            self.log.truth.pose = sim_topics.pose_xy(msg)
         elif m.topic.lstrip("/") == sim_topics.EXECUTED_ACTION_TOPIC:
             dt_ns = round(float(msg.dt) * _NS)
-            self.truth.executed = (m.stamp_ns, dt_ns, np.asarray(msg.action, dtype=np.float32))
+            self.log.truth.executed = (m.stamp_ns, dt_ns, np.asarray(msg.action, dtype=np.float32))
 
     def _skip(self, topic: str, error: str, stamp: float, corrupt: bool = False) -> None:
-        self.skipped.setdefault(topic, _Skipped()).add(error, stamp, corrupt)
+        self.log.skipped.setdefault(topic, Skipped()).add(error, stamp, corrupt)
 
     def _tick(self, now_ns: int) -> None:
         now = now_ns / _NS
@@ -177,12 +142,13 @@ class Replay:
                 cmd, stamp=now, dt=cmd.dt * self.scale, image_age=cmd.image_age * self.scale
             )
         self.ticks += 1
-        self.commands.append(dataclasses.replace(cmd, plan=None))  # plans can be large: not kept
-        if self.truth.executed is not None:
-            stamp_ns, dt_ns, executed = self.truth.executed
+        # Plans can be large: the log keeps the commands without them.
+        self.log.commands.append(dataclasses.replace(cmd, plan=None))
+        if self.log.truth.executed is not None:
+            stamp_ns, dt_ns, executed = self.log.truth.executed
             # In effect over [stamp, stamp + dt); 1 us absorbs dt's float32 rounding.
             if now_ns < stamp_ns + dt_ns - 1000 and executed.shape == cmd.action.shape:
-                self.truth.diffs.append(np.abs(cmd.action - executed))
+                self.log.truth.diffs.append(np.abs(cmd.action - executed))
         if self.writer is not None:
             self._publish(cmd, now, now_ns)
         if self.tick_hook is not None:
@@ -260,11 +226,12 @@ def replay(
                 total=total, unit="msg", desc="replaying", disable=not progress, leave=False
             ) as bar:
                 loop.run(source.raw_messages(topics.read), bar)
-            if loop.counts.get(topics.image, 0) == 0:
+            if loop.log.counts.get(topics.image, 0) == 0:
                 where = f" (reading stopped: {source.stop.reason})" if source.stop else ""
                 raise BagError(f"no readable message on {topics.image} in {bag_path}{where}")
     report = build_report(
-        loop,
+        loop.log,
+        runtime.stats.deadline_misses,
         source,
         values,
         topics=topics,
@@ -274,9 +241,9 @@ def replay(
     )
     dim = int(runtime.model.action_dim)
     return ReplayResult(
-        stamps=np.array([c.stamp for c in loop.commands], dtype=np.float64),
-        actions=np.array([c.action for c in loop.commands], dtype=np.float32).reshape(-1, dim),
-        statuses=[c.status for c in loop.commands],
+        stamps=np.array([c.stamp for c in loop.log.commands], dtype=np.float64),
+        actions=np.array([c.action for c in loop.log.commands], dtype=np.float32).reshape(-1, dim),
+        statuses=[c.status for c in loop.log.commands],
         report=report,
     )
 

@@ -6,18 +6,59 @@ import dataclasses
 import math
 from collections import Counter
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from grasp_ros.control import Status
+from grasp_ros.control import Command, Status
+from grasp_ros.io import sim_topics
 from grasp_ros.io.bag_source import BagSource
-
-if TYPE_CHECKING:
-    from grasp_ros.tools.replay.loop import GroundTruth, Replay
-    from grasp_ros.tools.replay.topics import Topics
+from grasp_ros.tools.replay.topics import Topics
 
 _NS = 1_000_000_000
+
+
+@dataclass
+class Skipped:
+    """Messages on one topic the planner could not use; ``corrupt`` of them did not deserialise.
+
+    ``first_stamp`` is the first one's header stamp, or its bag time if it did not deserialise.
+    """
+
+    count: int = 0
+    corrupt: int = 0
+    first_error: str = ""
+    first_stamp: float | None = None
+
+    def add(self, error: str, stamp: float, corrupt: bool = False) -> None:
+        if not self.count:
+            self.first_error, self.first_stamp = error, stamp
+        self.count += 1
+        self.corrupt += corrupt
+
+
+@dataclass
+class GroundTruth:
+    """What a simulator bag says really happened."""
+
+    task: sim_topics.SimTask | None = None
+    pose: np.ndarray | None = None
+    executed: tuple[int, int, np.ndarray] | None = None  # stamp (ns), dt (ns), action
+    diffs: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class ReplayLog:
+    """What one pass over a bag read and did: the report's input."""
+
+    commands: list[Command] = field(default_factory=list)
+    skipped: dict[str, Skipped] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)  # receive minus header stamp, s
+    counts: dict[str, int] = field(default_factory=dict)  # messages read per topic
+    truth: GroundTruth = field(default_factory=GroundTruth)
+    first_ns: int | None = None
+    last_ns: int | None = None
 
 
 def _finite(value: float) -> float | None:
@@ -38,7 +79,8 @@ def _stats(values: np.ndarray) -> dict[str, Any]:
 
 
 def build_report(
-    loop: Replay,
+    loop: ReplayLog,
+    deadline_misses: int,
     source: BagSource,
     values: Mapping[str, Any],
     *,
@@ -74,7 +116,7 @@ def build_report(
         "duration": None if start is None else end - start,
         "ticks": len(cmds),
         "status_counts": dict(Counter(c.status.name for c in cmds)),
-        "deadline_misses": loop.rt.stats.deadline_misses,
+        "deadline_misses": deadline_misses,
         "solve_time": {
             f"p{q}": _finite(np.percentile(solve, q)) if len(solve) else None for q in (50, 90, 99)
         },

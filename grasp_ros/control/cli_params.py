@@ -10,11 +10,28 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from grasp_ros.control import params as schema
+
+
+@dataclass
+class ParamOptions:
+    """The options of a tool that configures the planner: ``--params`` and ``-p``.
+
+    A tool's options dataclass (:mod:`grasp_ros.cli`) derives from this one, and its parser
+    gets the two arguments from :func:`add_param_arguments`.
+    """
+
+    params: str | None = None
+    param: list[str] = field(default_factory=list)
+
+    def planner_params(self) -> dict[str, Any]:
+        """The validated parameters these options give (see :func:`params_from_cli`)."""
+        return params_from_cli(self.params, self.param)
 
 
 def add_param_arguments(parser: argparse.ArgumentParser) -> None:

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from grasp_ros.cli import add_options, option, parse
 from grasp_ros.control import PlannerRuntime
-from grasp_ros.control.cli_params import add_param_arguments, params_from_cli
+from grasp_ros.control.cli_params import ParamOptions, add_param_arguments
 from grasp_ros.control.episode import EpisodeHooks, Frame, Tick, run_episode
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
 from grasp_ros.envs.agents import Policy, expert_policy, random_policy
@@ -227,7 +227,7 @@ class _BagLog(EpisodeHooks):
 
 # -- command line -------------------------------------------------------------------------------
 @dataclass
-class RecordOptions:
+class RecordOptions(ParamOptions):
     """grasp-ros-record-sim's options (``params`` and ``param`` configure the planner agent)."""
 
     out: str = option("", "output bag directory (refused if it exists, unless --force)", "out")
@@ -269,8 +269,6 @@ class RecordOptions:
     )
     force: bool = option(False, "replace an existing bag", action="store_true")
     quiet: bool = option(False, "no progress bar", action="store_true")
-    params: str | None = None  # --params and -p: see cli_params.add_param_arguments
-    param: list[str] = field(default_factory=list)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -312,7 +310,7 @@ def _setup(args: RecordOptions) -> tuple[PointEnv, Policy | PlannerRuntime, floa
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
     if args.jitter < 0 or args.latency < 0:
         raise ValueError("--jitter and --latency must be >= 0")
-    values = params_from_cli(args.params, args.param)
+    values = args.planner_params()
     rate = args.control_rate or values["control_rate"]
     if args.agent != "planner":
         env = make_env(args.env or "wall", image_size=args.image_size or 64)

@@ -8,14 +8,14 @@ import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from grasp_ros.cli import add_options, option, parse
-from grasp_ros.control.cli_params import add_param_arguments, params_from_cli
+from grasp_ros.control.cli_params import ParamOptions, add_param_arguments
 from grasp_ros.io.bags import BagError
 from grasp_ros.tools.replay.loop import check_output, replay
 from grasp_ros.tools.replay.topics import DEFAULT_GOAL_TOPIC, DEFAULT_IMAGE_TOPICS
@@ -30,7 +30,7 @@ examples:
 
 
 @dataclass
-class ReplayOptions:
+class ReplayOptions(ParamOptions):
     """grasp-ros-replay's options (``params`` and ``param`` configure the planner)."""
 
     bag: str = option("", "rosbag2 directory, .mcap or .db3 file, or ROS 1 .bag file", "bag")
@@ -68,8 +68,6 @@ class ReplayOptions:
     )
     force: bool = option(False, "replace existing outputs", action="store_true")
     quiet: bool = option(False, "no progress bar", action="store_true")
-    params: str | None = None  # --params and -p: see cli_params.add_param_arguments
-    param: list[str] = field(default_factory=list)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.report:
             report_path = Path(args.report)
             check_output(report_path, Path(args.bag), args.force)
-        values = params_from_cli(args.params, args.param)
+        values = args.planner_params()
         goal = read_image_file(args.goal_image) if args.goal_image else None
         result = replay(
             args.bag,

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from grasp_ros.models.compiled import COMPILE_MODES
 from grasp_ros.models.loader import check_device_name
 from grasp_ros.planning import PLANNERS
 from grasp_ros.planning.base import check_value
@@ -121,6 +122,15 @@ _BASE = (
         "torch intra-op threads on CPU (0: torch's default); small models plan fastest on one",
         low=0,
         high=256,
+        read_only=True,
+    ),
+    _p(
+        "compile",
+        str,
+        "off",
+        "torch.compile the model's forward for planning: 'off' or a torch.compile mode "
+        "('reduce-overhead' adds CUDA graphs); compiles at start-up, pays on a GPU if at all",
+        choices=COMPILE_MODES,
         read_only=True,
     ),
     _p(

@@ -29,6 +29,7 @@ from grasp_ros.control import params as schema
 from grasp_ros.control.inputs import check_goal, check_image, check_time
 from grasp_ros.control.memory import check_memory, saved_bytes_per_sample
 from grasp_ros.models.base import to_tensor
+from grasp_ros.models.compiled import compile_forward
 from grasp_ros.planning import Plan, Planner, make_planner
 
 
@@ -117,12 +118,15 @@ class PlannerRuntime:
     """Closed-loop planning at a fixed rate with warm starts (see the module docstring)."""
 
     def __init__(self, model: nn.Module, params: Mapping[str, Any] | None = None) -> None:
-        self.model = model.eval()
+        # Planning differentiates with respect to actions and states only; weight gradients
+        # would cost time in every iteration and pile up in the weights' .grad.
+        self.model = model.eval().requires_grad_(False)
         self.params = schema.defaults()
         self.params.update(schema.validate({} if params is None else params))
         self._check_action_params(self.params)
         self._per_sample = saved_bytes_per_sample(self.model)
         check_memory(self.params, self.model, self._per_sample)
+        self._planning_model = compile_forward(self.model, self.params["compile"])
         self.planner = self._build_planner(self.params)
         self.stats = RuntimeStats()
         self._image: np.ndarray | None = None
@@ -159,14 +163,17 @@ class PlannerRuntime:
         torch's first forward and backward passes are far slower than later ones (about 2 s
         against 10 ms measured with the analytic model), so without this the robot's first
         tick would miss its deadline. Planning is a pure function of its inputs, so this
-        changes no later result.
+        changes no later result. With ``compile`` on, the plan runs the planner's whole
+        iteration cap, so that every shape the planner calls the model with (GRASP's serial
+        syncs too) is compiled here rather than inside a tick.
         """
         t0 = time.perf_counter()
         size = getattr(self.model, "image_size", None) or 64
         h, w = (size, size) if isinstance(size, int) else size
         with torch.no_grad():
             z = self._encode_image(np.zeros((h, w, 3), dtype=np.uint8))
-        self.planner.plan(z, z, max_iters=2)
+        compiled = self.params["compile"] != "off"
+        self.planner.plan(z, z, max_iters=None if compiled else 2)
         return time.perf_counter() - t0
 
     # -- inputs -----------------------------------------------------------------------------
@@ -356,8 +363,8 @@ class PlannerRuntime:
     def set_params(self, changes: Mapping[str, Any]) -> tuple[bool, str]:
         """Apply parameter changes atomically: all of them, or none with the reason.
 
-        Read-only parameters (``model``, ``device``, ``cpu_threads``) are refused, and so is a
-        configuration whose estimated memory exceeds ``memory_limit_mb``; a change to
+        Read-only parameters (``model``, ``device``, ``cpu_threads``, ``compile``) are refused,
+        and so is a configuration whose estimated memory exceeds ``memory_limit_mb``; a change to
         the planner, the horizon, the seed or a planner setting builds a new planner first, so
         an invalid combination (say CEM elites > samples) is refused before anything changes.
         """
@@ -386,7 +393,7 @@ class PlannerRuntime:
 
     def _build_planner(self, params: Mapping[str, Any]) -> Planner:
         config = schema.planner_config(params, params["planner"])
-        return make_planner(params["planner"], self.model, params["horizon"], **config)
+        return make_planner(params["planner"], self._planning_model, params["horizon"], **config)
 
     def _check_action_params(self, params: Mapping[str, Any]) -> None:
         dim = int(self.model.action_dim)

@@ -11,13 +11,19 @@ against the obstacle. Two signs say so, each counted in consecutive ticks:
   ``motion`` times what the last plan predicted for its first step.
 
 After ``ticks`` such ticks the runtime plans the next tick cold, from fresh sampled starts, and
-the counts start again. Plain numbers in, a yes/no out: tested on a simulated clock.
+the counts start again (tested on a simulated clock).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+_PARAMS = ("ticks", "progress", "motion")
 
 
 @dataclass
@@ -30,10 +36,26 @@ class StallDetector:
     best: float = math.inf
     still: int = 0
     blocked: int = 0
+    last: torch.Tensor | None = None
 
     def reset(self) -> None:
         """Forget the history (a new goal, a fresh plan)."""
         self.best, self.still, self.blocked = math.inf, 0, 0
+
+    def observe(
+        self, params: Mapping[str, Any], cost: float, latent: torch.Tensor, fresh: bool, plan: Any
+    ) -> bool:
+        """:meth:`update` from the runtime's view: its ``stall_*`` parameters, the cost and
+        latent of the current observation (``fresh``: a new image since the last tick) and
+        the last plan (``None``: none), whose rollout predicted the first step."""
+        self.ticks, self.progress, self.motion = (params[f"stall_{k}"] for k in _PARAMS)
+        moved = expected = None
+        if fresh and self.last is not None:
+            moved = float((latent - self.last).pow(2).mean().sqrt())
+            if plan is not None:
+                expected = float((plan.rollout[1] - plan.rollout[0]).pow(2).mean().sqrt())
+        self.last = latent
+        return self.update(cost, moved, expected)
 
     def update(self, cost: float, moved: float | None, expected: float | None) -> bool:
         """Record one tick; True when the next plan should start cold (counts then restart).

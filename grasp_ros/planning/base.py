@@ -4,6 +4,7 @@ Planners differ only where the algorithms differ (DINO-WM's planning/ layout): e
 says how it initialises (`_init`), what one iteration does (`_step`) and how it picks its answer
 (`_candidates`); this module owns the budget (iteration cap and wall-clock deadline), best-so-far
 bookkeeping, the serial rollout and the checks that turn bad input into a clear error.
+The deadline bounds everything ``plan`` does (see :mod:`grasp_ros.planning.deadline`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .deadline import Deadline, OutOfTimeError
 from .objectives import Objective, objective_for
 from .plan import Plan
+from .starts import random_plans
 
 
 def knob(
@@ -52,9 +55,14 @@ def check_value(
 
     The one range check: planner configs (:func:`validate_config`) and the parameter schema
     (``ParamSpec.check``) both use it, so a value is judged the same way wherever it enters.
+    A list of numbers (``stop_action``) must be finite element by element.
     """
     if choices and value not in choices:
         raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
+    if isinstance(value, (list, tuple)):
+        if not all(math.isfinite(v) for v in value if isinstance(v, (int, float))):
+            raise ValueError(f"{name}={value} is not finite")
+        return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if not math.isfinite(value):
@@ -70,12 +78,6 @@ def validate_config(config: Any) -> None:
         check_value(
             f.name, getattr(config, f.name), meta.get("low"), meta.get("high"), meta.get("choices")
         )
-
-
-def _shift(x: torch.Tensor, k: int, pad: str) -> torch.Tensor:
-    """Drop the first ``k`` entries along dim 0 and append ``k`` zeros or copies of the last."""
-    fill = x[-1:] if pad == "last" else torch.zeros_like(x[-1:])
-    return torch.cat([x[k:], fill.expand(k, *x.shape[1:])])
 
 
 #: ``callback(iteration, elapsed_seconds, snapshot) -> stop?``; ``snapshot()`` returns the Plan
@@ -154,7 +156,7 @@ class Planner(abc.ABC):
         self.latent_shape = tuple(int(d) for d in model.latent_shape)
         self.action_dim = int(model.action_dim)
         self.model_calls = 0
-        self._finish_seconds = 0.0
+        self._deadline = Deadline(self.horizon)
 
     # -- subclass hooks ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -181,9 +183,26 @@ class Planner(abc.ABC):
         return torch.device("cpu")
 
     def step_model(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """One batched model call; every model call goes through here so it is counted."""
+        """One batched model call; every model call goes through here so it is counted, and
+        so that a deadline can stop preemptible work between two calls."""
+        self._deadline.check()
         self.model_calls += 1
         return self.model(latents, actions)
+
+    @torch.no_grad()
+    def _time_serial_step(self, s0: torch.Tensor) -> None:
+        """Time one step of each of the answer's rollouts (batch: the candidates, then 1), so
+        that a fresh planner's first deadline is kept. Each size is called once untimed first:
+        the first call at a batch size can cost 100 times a later one."""
+        spent = 0.0
+        for batch in (getattr(self.config, "population", 1), 1):
+            z = s0.expand(batch, *s0.shape)
+            a = torch.zeros(batch, self.action_dim, device=s0.device)
+            self.step_model(z, a)
+            c0 = time.perf_counter()
+            self.step_model(z, a)
+            spent += time.perf_counter() - c0
+        self._deadline.step_seconds = spent
 
     def predict_parallel(self, inputs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """F(s_t, a_t) for all t at once: ``[P, T, *L]`` x ``[P, T, A]`` -> ``[P, T, *L]``."""
@@ -202,35 +221,20 @@ class Planner(abc.ABC):
 
     @torch.no_grad()
     def sampled_starts(
-        self,
-        s0: torch.Tensor,
-        goal: torch.Tensor,
-        n: int,
-        samples: int,
-        gen: torch.Generator | None = None,
+        self, s0: torch.Tensor, goal: torch.Tensor, n: int, samples: int, gen: Any = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``n`` best of ``samples`` random plans: actions ``[n, T, A]``, rollouts.
-
-        Each random plan holds three random actions in turn (switch times uniform), so it
-        travels: gradient planners started from the best few begin in several basins (a detour
-        through a door, say) instead of only on the way straight to the goal, which runs into
-        whatever lies between, and they stay in the basin they start in. Costs ``horizon``
-        serial model calls of batch ``samples``.
-        """
+        """The ``n`` best of ``samples`` random plans (:func:`random_plans`): actions
+        ``[n, T, A]`` and rollouts. Costs ``horizon`` serial model calls of batch ``samples``."""
         horizon, gen = self.horizon, gen or self.generator()
-        low = getattr(self.model, "action_low", None)
-        high = getattr(self.model, "action_high", None)
-        shape = (samples, 3, self.action_dim)
-        if low is not None and high is not None:
-            segments = low + torch.rand(shape, generator=gen, device=s0.device) * (high - low)
-        else:
-            segments = torch.randn(shape, generator=gen, device=s0.device)
-        cuts = torch.rand(samples, 2, generator=gen, device=s0.device).sort(1).values * horizon
-        t = torch.arange(horizon, device=s0.device)
-        which = (t[None, :] >= cuts[:, :1]).long() + (t[None, :] >= cuts[:, 1:]).long()
-        actions = torch.gather(segments, 1, which[..., None].expand(-1, -1, self.action_dim))
-        self.clamp_actions(actions)
-        roll = self.rollout(s0.expand(samples, *s0.shape), actions)
+        low, high = (getattr(self.model, f"action_{k}", None) for k in ("low", "high"))
+        plans = random_plans(samples, horizon, self.action_dim, low, high, gen, s0.device)
+        actions = self.clamp_actions(plans)
+        try:
+            with self._deadline.interruptible():
+                roll = self.rollout(s0.expand(samples, *s0.shape), actions)
+        except OutOfTimeError:  # no time to sample: start on the straight line, zero actions
+            line = interpolate(s0, goal, horizon)
+            return actions.new_zeros(n, horizon, self.action_dim), line.expand(n, *line.shape)
         costs = self.objective.trajectory(roll, goal)
         best = costs.topk(min(n, samples), largest=False).indices
         best = best[torch.arange(n, device=s0.device) % len(best)]
@@ -238,8 +242,7 @@ class Planner(abc.ABC):
 
     def clamp_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Project actions onto the model's bounds, in place."""
-        low = getattr(self.model, "action_low", None)
-        high = getattr(self.model, "action_high", None)
+        low, high = (getattr(self.model, f"action_{k}", None) for k in ("low", "high"))
         if low is not None or high is not None:
             actions.clamp_(min=low, max=high)
         return actions
@@ -287,15 +290,25 @@ class Planner(abc.ABC):
             raise ValueError(f"deadline must be a number of seconds >= 0, got {deadline}")
         sync_cuda = deadline is not None and self.device.type == "cuda"
         paused, iter_seconds, it = 0.0, 0.0, 0
+        self._deadline.due = None if deadline is None else t0 + deadline
+        if deadline is not None and not self._deadline.step_seconds:
+            self._time_serial_step(s0)
         with torch.enable_grad():
             st = self._init(s0, g, warm)
             if warm is not None:
                 self._offer_warm(st, s0, g, warm)
             while it < budget:
                 now = time.perf_counter() - t0 - paused
-                if deadline is not None and now + iter_seconds + self._finish_seconds > deadline:
+                if (
+                    deadline is not None
+                    and t0 + paused + now + iter_seconds > self._deadline.stop_at()
+                ):
                     break
-                self._step(st, it)
+                try:
+                    with self._deadline.interruptible():
+                        self._step(st, it)
+                except OutOfTimeError:
+                    break
                 it += 1
                 if sync_cuda:
                     torch.cuda.synchronize()
@@ -306,23 +319,22 @@ class Planner(abc.ABC):
                     snapshot = functools.partial(self._result, st, s0, g, it, t0 + paused)
                     stop = callback(it, c0 - t0 - paused, snapshot)
                     paused += time.perf_counter() - c0
+                    if deadline is not None:
+                        self._deadline.due = t0 + paused + deadline
                     if stop:
                         break
         f0 = time.perf_counter()
+        self._deadline.due = None
         plan = self._result(st, s0, g, it, t0 + paused)
-        self._finish_seconds = time.perf_counter() - f0
+        self._deadline.finish_seconds = time.perf_counter() - f0
         plan.warm_started = warm is not None
         plan.model_calls = self.model_calls - calls0
         return plan
 
     @torch.no_grad()
     def _offer_warm(self, st: Any, s0: torch.Tensor, g: torch.Tensor, warm: Plan) -> None:
-        """Make the shifted previous plan a candidate, scored from the new ``s0``.
-
-        So a warm-started tick never returns a plan the model rates worse than simply going on
-        with the last one: a few iterations that wander off (noise, a re-seeded member) cannot
-        throw a good plan away. Costs one serial rollout of batch one.
-        """
+        """The shifted previous plan, scored from the new ``s0``, is always a candidate: a warm
+        tick never returns a plan the model rates worse than going on with the last one."""
         roll = self.rollout(s0[None], warm.actions[None])
         states = torch.cat([s0[None], warm.states[1:]])[None]
         self.offer(st, warm.actions[None], states, self.objective.trajectory(roll, g))
@@ -382,9 +394,7 @@ class Planner(abc.ABC):
         if warm.horizon != self.horizon:
             warm = warm.shift(0, horizon=self.horizon)
         dev = self.device
-        members = warm.members
-        if members is not None:
-            members = tuple(m.to(dev, torch.float32) for m in members)
+        members = warm.members and tuple(m.to(dev, torch.float32) for m in warm.members)
         return dataclasses.replace(
             warm,
             actions=warm.actions.to(dev, torch.float32),

@@ -301,7 +301,7 @@ class _Drifting(ReferenceWorldModel):
 
 def _with_weights(cls, model):
     other = cls(**model.config)
-    other.load_state_dict(model.state_dict())
+    other.load_state_dict(model.checkpoint()["state_dict"])  # the world model, not its heads
     return other.eval()
 
 

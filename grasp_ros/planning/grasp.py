@@ -80,7 +80,7 @@ class GraspConfig(PlannerConfig):
         high=4096,
     )
     reseed_samples: int = knob(
-        64, "warm start: random plans rolled out to pick the re-seeded members", low=1, high=100000
+        32, "warm start: random plans rolled out to pick the re-seeded members", low=1, high=100000
     )
 
 

@@ -258,3 +258,18 @@ def test_checkpoints_with_and_without_the_head_load() -> None:
     assert torch.equal(loaded.cost_to_go(z, z[0]), model.cost_to_go(z, z[0]))
     assert not any(p.requires_grad for p in loaded.cost_to_go.parameters())
     assert isinstance(objective_for(loaded), CostToGo)
+
+
+def test_the_closed_loop_benchmark_writes_its_table(tmp_path) -> None:
+    import json
+
+    from grasp_ros.research import closed_loop
+
+    argv = ["--env", "wall", "--horizons", "20", "--tasks", "1", "--variants", "grasp-paper"]
+    argv += ["--budget", "iterations", "--ticks-per-step", "0.2", "--out", str(tmp_path)]
+    assert closed_loop.main([*argv, "--name", "t"]) == 0
+    run = json.loads((tmp_path / "t.json").read_text())
+    cell = run["results"]["wall"]["20"]["grasp-paper"]
+    assert cell["summary"]["tasks"] == 1 and len(cell["tasks"][0]["solve_times"]) >= 1
+    assert run["variants"]["grasp-paper"]["objective"] == "latent_mse"
+    assert "| wall | 20 | grasp-paper |" in (tmp_path / "t.md").read_text()

@@ -109,6 +109,7 @@ class PlanState:
     s0: torch.Tensor
     goal: torch.Tensor
     best: _Best | None = None
+    warm: Plan | None = None  # the warm start, re-offered as a candidate with every answer
 
 
 @functools.cache
@@ -295,8 +296,7 @@ class Planner(abc.ABC):
             self._time_serial_step(s0)
         with torch.enable_grad():
             st = self._init(s0, g, warm)
-            if warm is not None:
-                self._offer_warm(st, s0, g, warm)
+            st.warm = warm
             while it < budget:
                 now = time.perf_counter() - t0 - paused
                 if (
@@ -332,16 +332,14 @@ class Planner(abc.ABC):
         return plan
 
     @torch.no_grad()
-    def _offer_warm(self, st: Any, s0: torch.Tensor, g: torch.Tensor, warm: Plan) -> None:
-        """The shifted previous plan, scored from the new ``s0``, is always a candidate: a warm
-        tick never returns a plan the model rates worse than going on with the last one."""
-        roll = self.rollout(s0[None], warm.actions[None])
-        states = torch.cat([s0[None], warm.states[1:]])[None]
-        self.offer(st, warm.actions[None], states, self.objective.trajectory(roll, g))
-
-    @torch.no_grad()
     def _result(self, st: Any, s0: torch.Tensor, g: torch.Tensor, it: int, t0: float) -> Plan:
         actions, states = self._candidates(st)
+        members = None if states is None else (actions.clone(), states.clone())
+        if st.warm is not None:  # the shifted previous plan is always a candidate: a warm tick
+            # never returns a plan the model rates worse than going on with the last one
+            actions = torch.cat([actions, st.warm.actions[None]])
+            if states is not None:
+                states = torch.cat([states, torch.cat([s0[None], st.warm.states[1:]])[None]])
         roll = self.rollout(s0.expand(actions.shape[0], *s0.shape), actions)
         costs = self.objective.trajectory(roll, g)
         self.offer(st, actions, states if states is not None else roll, costs)
@@ -360,11 +358,11 @@ class Planner(abc.ABC):
             actions=best.actions.clone(),
             states=best.states.clone(),
             rollout=rollout,
-            cost=float(self.objective.trajectory(rollout[None], g)[0]),
+            cost=float(best.cost),
             iterations=it,
             solve_time=time.perf_counter() - t0,
             planner=self.name,
-            members=None if states is None else (actions.clone(), states.clone()),
+            members=members,
         )
 
     def _check_latent(self, what: str, z: torch.Tensor) -> torch.Tensor:

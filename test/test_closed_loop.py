@@ -88,6 +88,10 @@ def test_cost_to_go_penalises_predicted_paths_through_walls() -> None:
         objective.trajectory(leak, goal),
         objective.terminal(leak[:, -1], goal) + objective.path_penalty(leak, goal),
     )
+    chain = torch.cat([leak, real], 0)
+    once = objective.dense(chain, goal)
+    twice = objective.per_step(chain[:, 1:], goal).sum() + objective.path_penalty(chain, goal).sum()
+    assert float(once) == pytest.approx(float(twice))
     assert float(CostToGo(DoorSteps(model), leak_weight=0).path_penalty(leak, goal)[0]) == 0.0
     assert float(LatentMSE().path_penalty(leak, goal)[0]) == 0.0
 

@@ -169,9 +169,7 @@ class GraspPlanner(Planner):
         dyn = latent_mse(pred, states[:, 1:], 2).sum()
         if self.config.goal_weight == 0:
             return dyn
-        goal = self.objective.per_step(pred, st.goal).sum()
-        chain = torch.cat([states[:, :1], pred], 1)
-        goal = goal + self.objective.path_penalty(chain, st.goal).sum()
+        goal = self.objective.dense(torch.cat([states[:, :1], pred], 1), st.goal)
         return dyn + self.config.goal_weight * st.scale * goal
 
     def _step(self, st: _State, it: int) -> None:

@@ -54,6 +54,11 @@ class Objective(abc.ABC):
         """What planners rank rollouts ``[P, T+1, *L]`` by: terminal cost plus path penalty."""
         return self.terminal(states[:, -1], goal) + self.path_penalty(states, goal)
 
+    def dense(self, chain: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """GRASP's whole goal term on ``s_0`` and the predictions ``[P, T+1, *L]``: the
+        per-step cost of the predictions plus the path penalty, summed (one number)."""
+        return self.per_step(chain[:, 1:], goal).sum() + self.path_penalty(chain, goal).sum()
+
 
 class LatentMSE(Objective):
     """Mean squared latent error to the goal (Psenka et al., 2026; DINO-WM's objective)."""
@@ -103,9 +108,20 @@ class CostToGo(Objective):
         """
         if self.weight == 0 or self.leak_weight == 0:
             return super().path_penalty(states, goal)
-        steps = self.head(states, goal)
+        return self._leak(self.head(states, goal))
+
+    def _leak(self, steps: torch.Tensor) -> torch.Tensor:
         excess = (steps[:, :-1] - steps[:, 1:] - self.slack).clamp(min=0)
         return self.leak_weight * (excess * self.head.step_length).pow(2).sum(1)
+
+    def dense(self, chain: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """As the base class, with one pass of the head over the chain instead of two."""
+        if self.weight == 0 or self.leak_weight == 0:
+            return super().dense(chain, goal)
+        steps = self.head(chain, goal)
+        mse = latent_mse(chain[:, 1:], goal, 2)
+        cost = mse + self.weight * (steps[:, 1:] * self.head.step_length).pow(2)
+        return cost.sum() + self._leak(steps).sum()
 
 
 #: Names for :func:`make_objective` ('auto': the model's own choice, see the module docstring).

@@ -94,8 +94,9 @@ _KINDS = {
 }
 
 
-#: The cost-to-go objective's settings: non-negative, and a change rebuilds the planner.
-_CTG, _LIVE = "objective 'cost_to_go': ", {"low": 0.0, "rebuilds_planner": True}
+#: The cost-to-go objective's settings (a change rebuilds the planner) and the stall detector's.
+_CTG, _LIVE = "objective 'cost_to_go': ", {"low": 0.0, "high": 1e6, "rebuilds_planner": True}
+_STALL = {"low": 0, "high": 100000}
 
 
 def _p(name: str, type_: type, default: Any, description: str, **kw: Any) -> ParamSpec:
@@ -244,9 +245,9 @@ _BASE = (
         high=1e6,
     ),
     _p("warm_start", bool, True, "start each tick from the previous plan, shifted"),
-    _p("stall_ticks", int, 10, "cold plan after N ticks without progress (0: never)", low=0),
-    _p("stall_progress", float, 0.02, "cost fall (fraction) that counts as progress", low=0.0),
-    _p("stall_motion", float, 0.25, "motion / predicted motion below which it is blocked", low=0.0),
+    _p("stall_ticks", int, 10, "plan cold after N ticks of no progress (0: never)", **_STALL),
+    _p("stall_progress", float, 0.02, "cost fall (fraction) counted as progress", **_STALL),
+    _p("stall_motion", float, 0.25, "motion / predicted motion below which blocked", **_STALL),
     _p(
         "warm_start_pad",
         str,

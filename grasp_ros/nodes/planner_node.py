@@ -11,7 +11,8 @@ reset services each have their own callback group. An image callback converts th
 leaves it, with its stamp, in a one-slot inbox under a lock held for a pointer swap; the tick
 empties the inbox and hands the newest image to the runtime itself. So only the timer thread
 feeds and ticks the runtime, and camera callbacks never wait behind a planning step. Parameter
-changes, ``~/reset`` and shutdown take the runtime lock and so wait for a running tick to end.
+changes and ``~/reset`` take the runtime lock and so wait for a running tick to end; shutdown
+does not (see :meth:`PlannerNode.on_shutdown`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import threading
 from typing import Any
 
 import numpy as np
-from cv_bridge import CvBridge
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.duration import Duration
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.time import Time
@@ -56,8 +57,8 @@ class PlannerNode(Node):
         super().__init__("planner_node")
         self.runtime = PlannerRuntime.from_params(ros.declare(self, SCHEMA.values()))
         V.check_twist_mapping(self.runtime.params, self.runtime.model.action_dim)
-        self._bridge = CvBridge()
         self._lock = threading.Lock()
+        self._outbox = threading.Lock()
         self._inbox_lock = threading.Lock()
         self._inbox: dict[str, tuple[np.ndarray, float]] = {}
         self._goal: np.ndarray | None = None
@@ -85,8 +86,8 @@ class PlannerNode(Node):
     # -- inputs -----------------------------------------------------------------------------
     def _receive(self, topic: str, msg: Image) -> None:
         try:
-            rgb = self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
-        except (TypeError, ValueError, RuntimeError) as exc:  # CvBridgeError is a TypeError
+            rgb = M.image_to_rgb(msg)
+        except M.IMAGE_ERRORS as exc:
             self.get_logger().warning(
                 f"dropped a {topic} message: {exc}", throttle_duration_sec=5.0
             )
@@ -112,18 +113,21 @@ class PlannerNode(Node):
 
     # -- the control tick -------------------------------------------------------------------
     def _tick(self) -> None:
+        if self._stopped:
+            return
         now = self.get_clock().now()
         with self._inbox_lock:
             inbox, self._inbox = self._inbox, {}
         with self._lock:
-            if self._stopped:
-                return
             self._feed(inbox)
             misses = self.runtime.stats.deadline_misses
             cmd = self.runtime.tick(now.nanoseconds * 1e-9)
-            self._publish(cmd, now)
+            with self._outbox:
+                if self._stopped:  # the stop went out while this tick planned: drop its result
+                    return
+                self._publish(cmd, now)
+                self._diagnose(cmd, now)
             self._log(cmd, missed=self.runtime.stats.deadline_misses > misses)
-            self._diagnose(cmd, now)
 
     def _publish(self, cmd: Command, now: Time) -> None:
         params, stamp = self.runtime.params, now.to_msg()
@@ -197,14 +201,28 @@ class PlannerNode(Node):
         return response
 
     def on_shutdown(self) -> None:
-        """Publish a stop command (PLANNER_ERROR: no planner is running) and tick no more."""
-        with self._lock:
+        """Publish a stop command (PLANNER_ERROR: no planner is running) now, and no more ticks.
+
+        It takes only the outbox lock, which a tick holds just while its messages go out, never
+        while it plans: so the stop does not wait for a planning step, and a step that finishes
+        later publishes nothing. Then it waits (at most ``STOP_DELIVERY_TIMEOUT``) until reliable
+        subscribers have the stop, since the process may end right after.
+        """
+        with self._outbox:
             self._stopped = True
             now = self.get_clock().now()
             msg = "planner_node is shutting down"
             self._publish(
                 self.runtime.stop_command(now.nanoseconds * 1e-9, Status.PLANNER_ERROR, msg), now
             )
+        self._action_pub.wait_for_all_acked(Duration(seconds=ros.STOP_DELIVERY_TIMEOUT))
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no tick, parameter change or reset runs (at most ``timeout`` seconds)."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
 
 
 def main(args: list[str] | None = None) -> int:

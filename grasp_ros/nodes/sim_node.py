@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from cv_bridge import CvBridge
 from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.node import Node
 from sensor_msgs.msg import Image
@@ -36,7 +35,6 @@ class SimNode(Node):
         super().__init__("sim_node")
         self.params = ros.declare(self, SIM_SCHEMA.values())
         self.env = make_env(self.params["env"], image_size=self.params["image_size"])
-        self._bridge = CvBridge()
         self._command = np.zeros(self.env.action_dim, np.float32)
         self._command_at = -np.inf
         self._steps = 0
@@ -96,7 +94,7 @@ class SimNode(Node):
 
     def _publish_image(self) -> None:
         hdr = M.header(self.get_clock().now().to_msg(), T.CAMERA_FRAME)
-        self._camera_pub.publish(self._bridge.cv2_to_imgmsg(self._frame, "rgb8", hdr))
+        self._camera_pub.publish(M.image_msg(self._frame, hdr))
 
     def _new_task(self, seed: int) -> str:
         self.task = self.env.sample_task(self.params["horizon"], seed)
@@ -104,7 +102,7 @@ class SimNode(Node):
         self.seed, self._steps, self._reached = seed, 0, False
         text = T.task_json(self.env, self.task)
         hdr = M.header(self.get_clock().now().to_msg(), T.CAMERA_FRAME)
-        self._goal_pub.publish(self._bridge.cv2_to_imgmsg(self.task.goal_image, "rgb8", hdr))
+        self._goal_pub.publish(M.image_msg(self.task.goal_image, hdr))
         self._task_pub.publish(String(data=text))
         self.get_logger().info(f"new task: {text}")
         return text

@@ -22,11 +22,10 @@ require_ros()
 
 from ament_index_python.packages import get_package_share_directory  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from grasp_ros.msg import ActionCommand, PlannerStatus  # noqa: E402
 from nav_msgs.msg import Path as PathMsg  # noqa: E402
 from rclpy.time import Time  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
-
-from grasp_ros.msg import ActionCommand, PlannerStatus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -134,6 +134,7 @@ def run(
     except STARTUP_ERRORS as exc:
         rclpy.logging.get_logger(name).fatal(f"{name} cannot start: {exc}")
         rclpy.try_shutdown()
+        signals.ignore_until_exit()
         return 1
     spinner = executor()
     spinner.add_node(node)
@@ -144,6 +145,7 @@ def run(
         pass
     finally:
         code = stop(node, spinner)
+        signals.ignore_until_exit()
     return code
 
 

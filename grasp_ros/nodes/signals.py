@@ -32,5 +32,16 @@ def stop_requested() -> bool:
     return _stop.is_set()
 
 
+def ignore_until_exit() -> None:
+    """Ignore SIGINT and SIGTERM from now on: call when only the interpreter's exit is left.
+
+    While Python finalizes (a second or so with torch and rclpy loaded) it puts the default
+    action back for every signal that has a Python handler, so a late second Ctrl-C would kill
+    the process (exit code -2) after a clean shutdown. An ignored signal is left ignored.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _on_signal(signum: int, frame: object) -> None:
     _stop.set()

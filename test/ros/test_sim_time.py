@@ -30,7 +30,7 @@ def test_ticks_follow_the_ros_clock(probe, launcher):
     launcher.start("planner_node", name="planner_node", params={**PLANNER, "use_sim_time": True})
 
     def run_clock(start: float, speed: float, wall_seconds: float) -> float:
-        """Publish /clock about every 10 ms, ``speed`` times the wall clock; the sim time reached."""
+        """Publish /clock about every 10 ms at ``speed`` x the wall clock; the sim time reached."""
         t0 = time.monotonic()
         while (elapsed := time.monotonic() - t0) < wall_seconds:
             sim = start + speed * elapsed

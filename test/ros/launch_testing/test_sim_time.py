@@ -1,4 +1,4 @@
-"""The planner's control timer follows the ROS clock (launch_testing; `make test-ros`).
+"""The planner's control timer follows the ROS clock (launch_testing, for `colcon test`).
 
 A planner with ``use_sim_time`` runs on a ``/clock`` this test publishes: while the clock is
 held still, no ticks; while it runs five times faster than the wall clock, ticks come five
@@ -14,7 +14,7 @@ import unittest
 
 import pytest
 
-REASON = "needs ROS 2 (rclpy, launch_testing): source a ROS 2 setup.bash, then `make test-ros`"
+REASON = "needs ROS 2 (rclpy, launch_testing): source a ROS 2 setup.bash, then `colcon test`"
 pytest.importorskip("rclpy", reason=REASON)
 pytest.importorskip("launch_testing", reason=REASON)
 pytest.importorskip(

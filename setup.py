@@ -29,10 +29,11 @@ setup(
         "torch>=2.2",
         "numpy>=1.23",
         "opencv-python-headless>=4.6",
-        "rosbags>=0.11",
-        "pymunk>=6.4",
+        # rosbags and mcap: grasp_ros.io uses modules they do not export (rosbags' QoS parser,
+        # mcap's stream reader internals), so a new major version is checked before it is allowed.
+        "rosbags>=0.11,<0.12",
+        "mcap>=1.2,<2",
         "matplotlib>=3.5",
-        "imageio>=2.20",
         "pillow>=9",
         "tqdm>=4.60",
         "pyyaml>=5.4",
@@ -41,10 +42,10 @@ setup(
     entry_points={
         "console_scripts": [
             "grasp-ros-demo = grasp_ros.tools.demo:main",
-            "grasp-ros-train = grasp_ros.tools.train:main",
+            "grasp-ros-train = grasp_ros.research.train:main",
             "grasp-ros-replay = grasp_ros.tools.replay:main",
             "grasp-ros-record-sim = grasp_ros.tools.record_sim:main",
-            "grasp-ros-bench = grasp_ros.tools.bench:main",
+            "grasp-ros-bench = grasp_ros.research.bench:main",
         ]
     },
 )

@@ -11,11 +11,11 @@ from PIL import Image
 
 from grasp_ros.envs import make_env
 from grasp_ros.io import messages
+from grasp_ros.io import sim_topics as sim
 from grasp_ros.io.bags import LATCHED, BagReader
 from grasp_ros.io.images import image_msg_to_rgb
 from grasp_ros.models.analytic import PointWallModel
-from grasp_ros.tools import demo
-from grasp_ros.tools import sim_topics as sim
+from grasp_ros.tools import demo, demo_outputs
 
 # The analytic world: no checkpoint needed, plans in milliseconds. It was not trained on the
 # Wall images, so the test checks the plumbing, not whether the agent gets there.
@@ -42,7 +42,7 @@ def test_demo_writes_gif_plot_bag_and_summary(tmp_path, capsys) -> None:
 
     gif = Image.open(out / "demo.gif")
     assert gif.n_frames >= 5  # one per tick and the end card
-    assert gif.size[0] == demo.WIDTH
+    assert gif.size[0] == demo_outputs.WIDTH
     assert Image.open(out / "ticks.png").size[0] > 0
 
     with BagReader(out / "rosbag") as bag:

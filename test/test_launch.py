@@ -14,7 +14,7 @@ import yaml
 
 from grasp_ros.control.params import SCHEMA
 from grasp_ros.envs import ENVS
-from grasp_ros.tools import sim_topics
+from grasp_ros.io import sim_topics
 from grasp_ros.viz import trajectory_markers
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,10 +20,11 @@ from grasp_ros.models import (
     load_world_model,
     resolve_device,
 )
-from grasp_ros.models.fidelity import ROLLOUT_STEPS, fidelity
+from grasp_ros.models.base import to_tensor
 from grasp_ros.models.loader import CHECKPOINT_DIR
-from grasp_ros.tools import train
-from grasp_ros.tools.planner_data import TASK_SEED_OFFSET, planner_episodes
+from grasp_ros.research import evaluation, train, training
+from grasp_ros.research.fidelity import ROLLOUT_STEPS, fidelity
+from grasp_ros.research.planner_data import TASK_SEED_OFFSET, planner_episodes
 
 SHIPPED = ["wall", "maze"]
 
@@ -38,7 +39,7 @@ def shipped(request):
 
 
 def _held_out(env, episodes: int = 64, length: int = 10) -> dict:
-    return train.collect(env, episodes, length, seed=987_654)
+    return training.collect(env, episodes, length, seed=987_654)
 
 
 def test_shipped_models_are_listed_with_cards():
@@ -54,7 +55,7 @@ def test_shipped_model_encodes_sim_images(shipped):
     assert isinstance(env, {"wall": WallEnv, "maze": MazeEnv}[name])
     assert has_decoder(model) and has_projection(model)
     assert model.latent_shape == (64,) and model.action_dim == 2
-    images = train.to_tensor(np.stack([env.reset(seed=s) for s in range(4)]))
+    images = to_tensor(np.stack([env.reset(seed=s) for s in range(4)]))
     with torch.no_grad():
         z = model.encode(images)
         assert z.shape == (4, 64) and torch.isfinite(z).all()
@@ -72,7 +73,7 @@ def test_shipped_model_predicts_held_out_transitions_as_its_card_states(shipped)
     card = (CHECKPOINT_DIR / f"{name}.md").read_text()
     assert f"{stated['latent_mse_1step']:.2e}" in card
     assert f"{stated['latent_mse_10step']:.2e}" in card
-    measured = train.evaluate(model, env, _held_out(env))
+    measured = evaluation.evaluate(model, env, _held_out(env))
     for key in ("latent_mse_1step", "latent_mse_10step", "projection_error",
                 "position_error_10step", "decoder_mse"):
         assert measured[key] <= 2 * stated[key] + 1e-6, key
@@ -82,7 +83,7 @@ def test_latent_distance_tracks_state_distance(shipped):
     _, model, _, env = shipped
     states = env.random_states(np.random.default_rng(3), 200)
     with torch.no_grad():
-        z = model.encode(train.to_tensor(env.render_states(states)))
+        z = model.encode(to_tensor(env.render_states(states)))
     i, j = np.triu_indices(len(states), 1)
     dz = (z[i] - z[j]).pow(2).mean(1).sqrt().numpy()
     ds = np.linalg.norm(states[i] - states[j], axis=1)
@@ -95,7 +96,7 @@ def test_shipped_dynamics_respects_walls():
     env = WallEnv()
     start = np.array([24.0, 10.0, 48.0])
     with torch.no_grad():
-        z = model.encode(train.to_tensor(env.render_states(start[None])))
+        z = model.encode(to_tensor(env.render_states(start[None])))
         for _ in range(10):
             z = model(z, torch.tensor([[1.0, 0.0]]))
         x = model.project(z)[0, 0].item()
@@ -136,7 +137,7 @@ def test_unreadable_and_foreign_files_are_refused(tmp_path):
 def test_checkpoint_round_trip_is_weights_only(tmp_path):
     model = ReferenceWorldModel(image_size=96, latent_dim=32, env_name="maze")
     path = tmp_path / "m.pt"
-    train.atomic_save(model.checkpoint(metrics={"x": 1.0}), path)
+    training.atomic_save(model.checkpoint(metrics={"x": 1.0}), path)
     loaded = load_world_model(str(path), device="auto")
     assert loaded.latent_shape == (32,) and loaded.image_size == 96
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
@@ -252,7 +253,7 @@ def test_trainer_smoke_run_writes_a_loadable_checkpoint_and_card(tmp_path):
 
 def test_trainer_resumes_after_an_interrupt(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = train.rollout_loss
+    real = training.rollout_loss
 
     def interrupt_second_call(*args):
         calls["n"] += 1
@@ -260,8 +261,8 @@ def test_trainer_resumes_after_an_interrupt(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(train, "SAVE_EVERY", 1)
-    monkeypatch.setattr(train, "rollout_loss", interrupt_second_call)
+    monkeypatch.setattr(training, "SAVE_EVERY", 1)
+    monkeypatch.setattr(training, "rollout_loss", interrupt_second_call)
     assert train.main(_tiny_run(tmp_path)) == 130
     progress = torch.load(tmp_path / "wall.train.pt", weights_only=True)
     assert progress["stage"] == "dynamics" and progress["step"] == 1
@@ -272,7 +273,7 @@ def test_trainer_resumes_after_an_interrupt(tmp_path, monkeypatch):
 
 def test_planning_check_reports_every_planner():
     model = ReferenceWorldModel(env_name="wall")
-    result = train.planning_check(model, WallEnv(), horizon=4, tasks=1, planners=("grasp",))
+    result = evaluation.planning_check(model, WallEnv(), horizon=4, tasks=1, planners=("grasp",))
     assert set(result) == {"planning_horizon", "planning_tasks", "planning_success_grasp",
                            "planning_seconds_grasp"}
     assert 0 <= result["planning_success_grasp"] <= 1
@@ -280,7 +281,7 @@ def test_planning_check_reports_every_planner():
 
 def test_rollouts_feed_the_trainer_shapes():
     states, actions = random_rollouts(MazeEnv(), 3, 5, seed=0)
-    data = train.collect(MazeEnv(), 3, 5, seed=0)
+    data = training.collect(MazeEnv(), 3, 5, seed=0)
     np.testing.assert_allclose(data["states"].numpy(), states.astype(np.float32))
     assert data["frames"].shape == (3, 6, 64, 64, 3) and data["frames"].dtype == torch.uint8
     assert data["actions"].shape == actions.shape
@@ -351,7 +352,7 @@ def test_action_gated_dynamics_stand_exactly_still_at_zero_action(tmp_path):
     assert torch.equal(model(z, torch.zeros(6, 2)), z)
     assert (model(z, torch.full((6, 2), 0.5)) - z).abs().max() > 0.1
     path = tmp_path / "gated.pt"
-    train.atomic_save(model.checkpoint(), path)
+    training.atomic_save(model.checkpoint(), path)
     again = load_world_model(path)
     ones = torch.ones(6, 2)
     assert again.action_gated and torch.equal(again(z, ones), model(z, ones))

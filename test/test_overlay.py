@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from grasp_ros.envs import make_env
-from grasp_ros.tools import overlay
+from grasp_ros.viz import overlay
 
 
 def test_world_positions_land_on_the_rendered_dot() -> None:

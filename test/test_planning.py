@@ -178,6 +178,11 @@ def test_shift_drops_executed_steps_and_pads_the_tail() -> None:
     torch.testing.assert_close(last.actions[4:], plan.actions[-1:].expand(2, -1))
     assert plan.shift(0).actions.equal(plan.actions)
     assert (plan.shift(99).actions == 0).all()
+    longer = plan.shift(2, pad="last", horizon=9)  # a new horizon: the tail fills the same way
+    torch.testing.assert_close(longer.actions[:4], plan.actions[2:])
+    torch.testing.assert_close(longer.actions[4:], plan.actions[-1:].expand(5, -1))
+    assert longer.states.shape == longer.rollout.shape == (10, *plan.states.shape[1:])
+    torch.testing.assert_close(longer.states[4:], goal.expand(6, -1))
     with pytest.raises(ValueError, match="pad"):
         plan.shift(1, pad="mirror")
 

@@ -8,10 +8,12 @@ import pytest
 import yaml
 
 from grasp_ros.envs import make_env
+from grasp_ros.envs.agents import expert_policy
+from grasp_ros.io import sim_topics
 from grasp_ros.io.bags import LATCHED, BagReader
 from grasp_ros.io.messages import ACTION_COMMAND, IMAGE, time_to_sec
-from grasp_ros.tools import record_sim, sim_topics
-from grasp_ros.tools.record_sim import CameraModel, expert_policy, main
+from grasp_ros.tools import record_sim
+from grasp_ros.tools.record_sim import CameraModel, main
 
 ANALYTIC = "grasp_ros.models.analytic:PointWallModel"
 FAST = ["-p", "horizon=6", "-p", "iterations=2", "-p", "cold_start_iterations=5"]

@@ -20,6 +20,7 @@ from grasp_ros.control import PlannerRuntime, Status
 from grasp_ros.control.cli_params import params_from_cli
 from grasp_ros.envs import make_env
 from grasp_ros.io import messages
+from grasp_ros.io.bag_source import open_bag
 from grasp_ros.io.bags import LATCHED, BagError, BagReader, deserialize, write_bag
 from grasp_ros.io.images import rgb_to_image_fields
 from grasp_ros.io.messages import (
@@ -466,6 +467,30 @@ def test_truncated_mcap_is_replayed_up_to_the_cut(bags, tmp_path, capsys) -> Non
     assert run(bag).report["truncated"]["offset"] == stop["offset"]
 
 
+def test_a_small_mcap_cut_in_its_only_chunk_keeps_the_whole_messages_before_the_cut(
+    bags, tmp_path
+) -> None:
+    """Issue 15, item 7: the records of a cut-off chunk before the cut are salvaged."""
+    from mcap.records import Chunk, Message
+    from mcap.stream_reader import StreamReader, breakup_chunk
+
+    intact = next(bags["mcap"].glob("*.mcap"))
+    with intact.open("rb") as f:
+        chunks = [r for r in StreamReader(f, emit_chunks=True).records if isinstance(r, Chunk)]
+    assert len(chunks) == 1  # the case: all messages in one chunk
+    in_file_order = [r for r in breakup_chunk(chunks[0]) if isinstance(r, Message)]
+    bag = cut(bags["mcap"], tmp_path / "half", 0.5)
+    (bag / "metadata.yaml").unlink()
+    with open_bag(bag) as source:
+        salvaged = list(source.raw_messages(list(source.topics)))
+        assert source.salvaged and source.stop.reason.startswith("a record is cut off")
+    n = len(salvaged)
+    assert 0.3 * len(in_file_order) < n < len(in_file_order)
+    assert sorted((m.stamp_ns, m.data) for m in salvaged) == sorted(
+        (m.log_time, m.data) for m in in_file_order[:n]
+    )
+
+
 def test_truncated_zstd_mcap_as_ros2_bag_record_writes_it(bags, tmp_path) -> None:
     """ros2 bag record's MCAP chunks are zstd-compressed by default."""
     from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
@@ -494,7 +519,7 @@ def test_truncated_zstd_mcap_as_ros2_bag_record_writes_it(bags, tmp_path) -> Non
     [
         (lambda b, t: t / "missing", "no bag at"),
         (lambda b, t: _write(t / "notes.txt", b"hello"), "Unrecognized storage format '.txt'"),
-        (lambda b, t: cut(b["big"], t / "stub", 0.02), "found no messages: a record is cut off"),
+        (lambda b, t: cut(b["big"], t / "stub", 0.02), "reading stopped: a record is cut off"),
         (lambda b, t: _cut_sqlite(b["sqlite3"], t / "db"), "malformed"),
     ],
 )

@@ -11,7 +11,7 @@ import torch
 from grasp_ros import viz
 from grasp_ros.models.analytic import PointWallModel
 from grasp_ros.models.base import WorldModel
-from grasp_ros.tools import overlay
+from grasp_ros.viz import overlay
 
 RNG = np.random.default_rng(3)
 

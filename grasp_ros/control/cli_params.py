@@ -10,11 +10,28 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from grasp_ros.control import params as P
+from grasp_ros.control import params as schema
+
+
+@dataclass
+class ParamOptions:
+    """The options of a tool that configures the planner: ``--params`` and ``-p``.
+
+    A tool's options dataclass (:mod:`grasp_ros.cli`) derives from this one, and its parser
+    gets the two arguments from :func:`add_param_arguments`.
+    """
+
+    params: str | None = None
+    param: list[str] = field(default_factory=list)
+
+    def planner_params(self) -> dict[str, Any]:
+        """The validated parameters these options give (see :func:`params_from_cli`)."""
+        return params_from_cli(self.params, self.param)
 
 
 def add_param_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,9 +60,9 @@ def params_from_cli(path: str | None, overrides: Sequence[str]) -> dict[str, Any
         ValueError: a malformed override or an unknown or invalid parameter.
         FileNotFoundError: the parameters file does not exist.
     """
-    values = P.defaults()
+    values = schema.defaults()
     if path:
-        values.update(P.validate(P.load_params_file(path)))
+        values.update(schema.validate(schema.load_params_file(path)))
     for item in overrides:
         name, sep, text = item.partition("=")
         if not sep or not name:
@@ -54,5 +71,5 @@ def params_from_cli(path: str | None, overrides: Sequence[str]) -> dict[str, Any
             value = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ValueError(f"-p {item!r}: the value is not valid YAML: {exc}") from exc
-        values.update(P.validate({name.strip(): value}))
+        values.update(schema.validate({name.strip(): value}))
     return values

@@ -10,7 +10,6 @@ e.g. ``grasp.goal_weight`` or ``cem.samples``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ from typing import Any
 import yaml
 
 from grasp_ros.planning import PLANNERS
-from grasp_ros.planning.base import PAD_MODES
+from grasp_ros.planning.base import check_value
+from grasp_ros.planning.plan import PAD_MODES
 
 # Planner knobs the runtime sets itself: the seed is global and iterations come from the budget.
 _RUNTIME_OWNED = ("seed", "iterations")
@@ -42,15 +42,7 @@ class ParamSpec:
     def check(self, value: Any) -> Any:
         """The value coerced to this parameter's type, or ValueError saying why not."""
         value = _coerce(self, value)
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"{self.name}={value!r} is not one of {list(self.choices)}")
-        if self.type in (int, float):
-            if not math.isfinite(value):
-                raise ValueError(f"{self.name}={value} is not finite")
-            if (self.low is not None and value < self.low) or (
-                self.high is not None and value > self.high
-            ):
-                raise ValueError(f"{self.name}={value} is outside [{self.low}, {self.high}]")
+        check_value(self.name, value, self.low, self.high, self.choices)
         return value
 
 

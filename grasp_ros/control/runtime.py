@@ -25,10 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from grasp_ros.control import params as P
+from grasp_ros.control import params as schema
 from grasp_ros.models.base import to_tensor
 from grasp_ros.planning import Plan, Planner, make_planner
-from grasp_ros.planning.base import latent_mse
 
 
 class Status(enum.IntEnum):
@@ -117,8 +116,8 @@ class PlannerRuntime:
 
     def __init__(self, model: nn.Module, params: Mapping[str, Any] | None = None) -> None:
         self.model = model.eval()
-        self.params = P.defaults()
-        self.params.update(P.validate(params or {}))
+        self.params = schema.defaults()
+        self.params.update(schema.validate(params or {}))
         self._check_action_params(self.params)
         self.planner = self._build_planner(self.params)
         self.stats = RuntimeStats()
@@ -142,8 +141,8 @@ class PlannerRuntime:
         """
         from grasp_ros.models import load_world_model
 
-        values = P.defaults()
-        values.update(P.validate(params))
+        values = schema.defaults()
+        values.update(schema.validate(params))
         if values["cpu_threads"] > 0:
             torch.set_num_threads(values["cpu_threads"])
         device = None if values["device"] == "auto" else values["device"]
@@ -255,17 +254,18 @@ class PlannerRuntime:
         if self._goal is None:
             return self.stop_command(now, Status.NO_GOAL, "no goal received yet", age)
         start, goal = self._encode()
-        distance = float(latent_mse(start, goal, 0))
+        objective = self.planner.objective
+        distance = float(objective.terminal(start, goal))
         if distance < self.params["goal_threshold"]:
             self._warm = None
-            msg = f"goal reached: latent MSE {distance:.4g} < {self.params['goal_threshold']}"
+            msg = f"goal reached: {objective.name} {distance:.4g} < {self.params['goal_threshold']}"
             cmd = self.stop_command(now, Status.GOAL_REACHED, msg, age)
             cmd.cost = distance
             return cmd
         warm = None
         if self._warm is not None and self.params["warm_start"]:
             steps = max(0, round((now - self._warm_stamp) / self.period))
-            warm = self._warm.shift(steps, pad=self.params["warm_start_pad"])
+            warm = self._warm.shift(steps, self.params["warm_start_pad"], self.params["horizon"])
         iters, deadline = self._budget(warm is not None, t0)
         plan = self.planner.plan(start, goal, warm_start=warm, max_iters=iters, deadline=deadline)
         self._warm, self._warm_stamp = plan, now
@@ -361,18 +361,18 @@ class PlannerRuntime:
         an invalid combination (say CEM elites > samples) is refused before anything changes.
         """
         try:
-            values = P.validate(changes)
+            values = schema.validate(changes)
         except ValueError as exc:
             return False, str(exc)
         for name, value in values.items():
-            if P.SCHEMA[name].read_only and value != self.params[name]:
+            if schema.SCHEMA[name].read_only and value != self.params[name]:
                 return False, f"{name} is read-only; restart with the new value"
         candidate = {**self.params, **values}
         try:
             self._check_action_params(candidate)
             planner = (
                 self._build_planner(candidate)
-                if any(P.SCHEMA[n].rebuilds_planner for n in values)
+                if any(schema.SCHEMA[n].rebuilds_planner for n in values)
                 else self.planner
             )
         except ValueError as exc:
@@ -381,7 +381,7 @@ class PlannerRuntime:
         return True, ""
 
     def _build_planner(self, params: Mapping[str, Any]) -> Planner:
-        config = P.planner_config(params, params["planner"])
+        config = schema.planner_config(params, params["planner"])
         return make_planner(params["planner"], self.model, params["horizon"], **config)
 
     def _check_action_params(self, params: Mapping[str, Any]) -> None:

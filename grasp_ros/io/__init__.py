@@ -5,7 +5,7 @@
 - ``images``: sensor_msgs Image/CompressedImage to RGB arrays and back, as cv_bridge does it.
 - ``bags``: atomic rosbag2 writing with offered QoS, checked reading, raw (verbatim) copies.
 - ``bag_source``: one reader for rosbag2, ROS 1 and cut-off MCAP bags (``open_bag``).
-- ``mcap_salvage``: the readable part of an MCAP file that has no summary, record by record.
+- ``sim_topics``: the simulator's side of the topic contract (camera, goal, pose, task).
 
 The submodules are imported explicitly (``from grasp_ros.io import bags``) so that importing
 the package does not load rosbags or OpenCV.

@@ -11,8 +11,9 @@ message means: the replay tool skips and counts it and reads on.
 - ROS 1 ``.bag`` files are converted to ROS 2 on the wire (rosbags' ``ros1_to_cdr``: same
   fields, no header ``seq``); types the typestore lacks are taken from the bag's own
   definitions, and latched ROS 1 topics are offered latched (transient local).
-- A rosbag2 MCAP bag that rosbags cannot open (no summary, no ``metadata.yaml``) is read record
-  by record up to the damage (:mod:`grasp_ros.io.mcap_salvage`).
+- A rosbag2 MCAP bag that rosbags cannot open (no summary, no ``metadata.yaml``) is read in
+  file order with the ``mcap`` package's stream reader up to the damage, including the whole
+  records inside a chunk that is cut off (:func:`read_mcap`).
 
 Damage part-way through (rosbags' ReaderError, a corrupt sqlite page, a cut-off MCAP record, a
 ROS 1 message that does not convert) ends the message stream; :attr:`BagSource.stop` then says
@@ -22,12 +23,22 @@ where, and everything before it was valid.
 from __future__ import annotations
 
 import abc
+import contextlib
+import io
 import os
+import struct
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NamedTuple
 
+from mcap.exceptions import EndOfFile, McapError
+from mcap.opcode import Opcode
+from mcap.records import Channel, Chunk, DataEnd, Footer, McapRecord, Message, Schema
+from mcap.stream_reader import StreamReader, breakup_chunk
+from rosbags.interfaces import Qos
+from rosbags.rosbag2 import ReaderError
+from rosbags.rosbag2.metadata import parse_qos
 from rosbags.typesys import TypesysError, get_types_from_msg
 from rosbags.typesys.store import Typestore
 
@@ -40,7 +51,6 @@ from grasp_ros.io.bags import (
     describe_topic,
     deserialize,
 )
-from grasp_ros.io.mcap_salvage import Channel, McapDamageError, read_mcap
 from grasp_ros.io.messages import build_typestore, find_msg_dir, typestore
 
 
@@ -211,7 +221,7 @@ class _McapSalvageSource(BagSource):
     def __init__(self, path: Path, files: list[Path]) -> None:
         super().__init__(path)
         self._files = files
-        self._channels: dict[str, Channel] = {}
+        self._channels: dict[str, McapChannel] = {}
         self.counts = {}
         for message in self._scan():
             self.counts[message.topic] = self.counts.get(message.topic, 0) + 1
@@ -238,6 +248,115 @@ class _McapSalvageSource(BagSource):
                 except McapDamageError as exc:
                     self.stop = StopPoint(str(exc), str(path), exc.offset, path.stat().st_size)
                     return
+
+
+MAGIC = b"\x89MCAP0\r\n"
+
+
+class McapDamageError(Exception):
+    """Where and why an MCAP file stops being readable."""
+
+    def __init__(self, reason: str, offset: int) -> None:
+        super().__init__(reason)
+        self.offset = offset
+
+
+class McapChannel(NamedTuple):
+    """A channel as rosbag2 writes it: message type, definition and offered QoS profiles."""
+
+    msgtype: str
+    msgdef: str
+    qos: tuple[Qos, ...]
+
+
+def read_mcap(f: BinaryIO, channels: dict[str, McapChannel]) -> Iterator[RawMessage]:
+    """The messages of an open MCAP file up to its footer, filling ``channels`` by topic.
+
+    Messages inside a chunk come sorted by time; chunks in file order, the recording order. A
+    chunk cut off by the damage still gives the whole records before the cut.
+
+    Raises:
+        McapDamageError: the file breaks before its footer; everything yielded before is valid.
+    """
+    if f.read(8) != MAGIC:
+        raise McapDamageError("not an MCAP file (bad magic bytes)", 0)
+    schemas: dict[int, Schema] = {}
+    by_id: dict[int, tuple[str, McapChannel]] = {}
+    start = f.tell()
+    try:
+        for record in StreamReader(f, skip_magic=True, emit_chunks=True).records:
+            if isinstance(record, (Footer, DataEnd)):
+                return
+            records = breakup_chunk(record, True) if isinstance(record, Chunk) else [record]
+            yield from _messages(records, schemas, by_id, channels)
+            start = f.tell()
+    except EndOfFile:
+        pass
+    except McapError as exc:  # a chunk's CRC, a compression mcap cannot read, ...
+        raise McapDamageError(f"a record cannot be read: {exc!r}", start) from exc
+    f.seek(start)
+    head = f.read(9)
+    if not head:
+        raise McapDamageError("the file ends without an MCAP footer", start)
+    if len(head) < 9:
+        raise McapDamageError("a record header is cut off", start)
+    opcode, length = struct.unpack("<BQ", head)
+    body = f.read(length)
+    if opcode == Opcode.CHUNK:  # the records before the cut are whole
+        yield from _messages(_cut_chunk(body), schemas, by_id, channels)
+    raise McapDamageError(f"a record is cut off ({len(body)} of {length} bytes)", start)
+
+
+def _messages(
+    records: list[McapRecord],
+    schemas: dict[int, Schema],
+    by_id: dict[int, tuple[str, McapChannel]],
+    channels: dict[str, McapChannel],
+) -> Iterator[RawMessage]:
+    """The messages among ``records`` (one chunk's, or one top-level record), sorted by time."""
+    batch = []
+    for r in records:
+        if isinstance(r, Schema):
+            schemas[r.id] = r
+        elif isinstance(r, Channel) and r.schema_id in schemas:
+            schema = schemas[r.schema_id]
+            qos = _offered_qos(r.metadata.get("offered_qos_profiles", ""))
+            channel = McapChannel(schema.name, schema.data.decode(), qos)
+            by_id[r.id] = (r.topic, channel)
+            channels.setdefault(r.topic, channel)
+        elif isinstance(r, Message) and r.channel_id in by_id:
+            batch.append(r)
+    batch.sort(key=lambda m: m.log_time)
+    for m in batch:
+        topic, channel = by_id[m.channel_id]
+        yield RawMessage(topic, channel.msgtype, m.log_time, m.data)
+
+
+def _cut_chunk(body: bytes) -> list[McapRecord]:
+    """The whole records at the start of an uncompressed chunk record that is cut off.
+
+    The chunk's header gives where its records start; the stream reader then reads them up to
+    the cut. A compressed chunk gives none: its checksummed stream ends at the cut.
+    """
+    records: list[McapRecord] = []
+    with contextlib.suppress(struct.error, UnicodeDecodeError, McapError):
+        (size,) = struct.unpack_from("<I", body, 28)  # start and end time, size, CRC
+        if body[32 : 32 + size].decode():
+            return records
+        data = io.BytesIO(body[40 + size :])  # after the compression and the records' length
+        for record in StreamReader(data, skip_magic=True).records:
+            records.append(record)
+    return records
+
+
+def _offered_qos(text: str) -> tuple[Qos, ...]:
+    """The ``offered_qos_profiles`` of a channel; none if absent or unreadable.
+
+    An unreadable profile is not damage: the channel's messages still read, without QoS.
+    """
+    with contextlib.suppress(ValueError, ReaderError, KeyError, TypeError):
+        return tuple(parse_qos(text)) if text else ()
+    return ()
 
 
 def _storage_of(path: Path) -> str:

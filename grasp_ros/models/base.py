@@ -100,11 +100,6 @@ def _overrides(model: nn.Module, name: str) -> bool:
     return method is not getattr(WorldModel, name)
 
 
-def action_bounds(model: nn.Module) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The model's action bounds as tensors on its device (``None`` where unbounded)."""
-    return getattr(model, "action_low", None), getattr(model, "action_high", None)
-
-
 def check_world_model(model: nn.Module, image_size: tuple[int, int] = (64, 64)) -> None:
     """Dry-run ``encode`` and ``forward`` on dummy input and check the contract.
 

@@ -14,7 +14,7 @@ hundreds of calls per second on a CPU).
 - ``project``: MLP head, latent to the agent position ``(x, y, 0)`` in world units (image
   column and row scaled to the world), for RViz markers.
 
-:func:`grasp_ros.tools.train.main` trains it so that latent distance tracks state distance
+:func:`grasp_ros.research.train.main` trains it so that latent distance tracks state distance
 (smooth goal costs for the planners) and multi-step predictions stay accurate.
 """
 

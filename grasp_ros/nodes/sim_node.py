@@ -2,7 +2,7 @@
 
 It steps the world at ``step_rate`` with the newest command (``action``, or ``cmd_vel`` mapped
 back through the ``cmd_vel.*`` parameters), zeros once no command came for ``action_timeout``
-seconds, and publishes what the team's topic contract names (`grasp_ros.tools.sim_topics`, the
+seconds, and publishes what the team's topic contract names (`grasp_ros.io.sim_topics`, the
 module the bag recorder writes the same topics with): ``camera/image_raw`` at ``camera_rate``,
 the goal image and the task (latched), the ground-truth ``sim/pose`` and the action it executed
 on ``sim/executed_action``. ``~/new_task`` draws the next task (seed + 1).
@@ -20,12 +20,12 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from grasp_ros.envs import make_env
+from grasp_ros.io import sim_topics as T
 from grasp_ros.msg import ActionCommand
 from grasp_ros.nodes import messages as M
 from grasp_ros.nodes import ros
 from grasp_ros.nodes.parameters import SIM_SCHEMA
 from grasp_ros.nodes.values import TWIST_FIELDS, action_from_twist
-from grasp_ros.tools import sim_topics as T
 
 
 class SimNode(Node):

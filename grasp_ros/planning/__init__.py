@@ -1,7 +1,8 @@
 """Planners over a world model: GRASP and the paper's baselines behind one interface.
 
 ``make_planner(name, model, horizon, **config)`` builds one by name; every planner has
-``plan(start, goal, warm_start=None, max_iters=None, deadline=None) -> Plan``.
+``plan(start, goal, warm_start=None, max_iters=None, deadline=None) -> Plan`` and scores plans
+with one :class:`~grasp_ros.planning.objectives.Objective` (latent MSE unless told otherwise).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from typing import Any
 
 from torch import nn
 
-from .base import Plan, Planner, validate_config
+from .base import Planner, validate_config
 from .cem import CEMConfig, CEMPlanner
 from .collocation import CollocationConfig, CollocationPlanner
 from .gd import GDConfig, GDPlanner
 from .grasp import GraspConfig, GraspPlanner
+from .objectives import LatentMSE, Objective
+from .plan import Plan
 
 PLANNERS: dict[str, type[Planner]] = {
     cls.name: cls for cls in (GraspPlanner, GDPlanner, CEMPlanner, CollocationPlanner)
@@ -40,6 +43,8 @@ __all__ = [
     "GDPlanner",
     "GraspConfig",
     "GraspPlanner",
+    "LatentMSE",
+    "Objective",
     "Plan",
     "Planner",
     "make_planner",

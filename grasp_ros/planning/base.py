@@ -1,8 +1,8 @@
-"""What every planner shares: the `Plan` result, config knobs, input checks and the loop.
+"""What every planner shares: config knobs, the range check, input checks and the loop.
 
 Planners differ only where the algorithms differ (DINO-WM's planning/ layout): each subclass
 says how it initialises (`_init`), what one iteration does (`_step`) and how it picks its answer
-(`_finish`); this module owns the budget (iteration cap and wall-clock deadline), best-so-far
+(`_candidates`); this module owns the budget (iteration cap and wall-clock deadline), best-so-far
 bookkeeping, the serial rollout and the checks that turn bad input into a clear error.
 """
 
@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-PAD_MODES = ("zero", "last")
+from .objectives import Objective, objective_for
+from .plan import Plan
 
 
 def knob(
@@ -40,103 +41,34 @@ def knob(
     return field(default=default, metadata=meta)
 
 
+def check_value(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices`` and finite within [low, high].
+
+    The one range check: planner configs (:func:`validate_config`) and the parameter schema
+    (``ParamSpec.check``) both use it, so a value is judged the same way wherever it enters.
+    """
+    if choices and value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value} is not finite")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name}={value} is outside [{low}, {high}]")
+
+
 def validate_config(config: Any) -> None:
     """Raise ValueError naming the first knob whose value is outside its documented range."""
     for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
         meta = f.metadata
-        if meta.get("choices") and value not in meta["choices"]:
-            raise ValueError(f"{f.name}={value!r} is not one of {list(meta['choices'])}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if not math.isfinite(value):
-            raise ValueError(f"{f.name}={value} is not finite")
-        low, high = meta.get("low"), meta.get("high")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise ValueError(f"{f.name}={value} is outside its range [{low}, {high}]")
-
-
-def latent_mse(a: torch.Tensor, b: torch.Tensor, batch_dims: int) -> torch.Tensor:
-    """Squared error averaged over latent elements, so costs do not scale with latent size."""
-    dims = tuple(range(batch_dims, a.dim()))
-    return (a - b).pow(2).mean(dims) if dims else (a - b).pow(2)
-
-
-@dataclass
-class Plan:
-    """A planned action sequence and what the planner believes will happen.
-
-    Attributes:
-        actions: ``[T, A]`` actions a_0 .. a_{T-1}.
-        states: ``[T+1, *latent]``: GRASP/collocation virtual states with s_0 and the goal at
-            the ends; for serial planners (GD, CEM) their rollout.
-        rollout: ``[T+1, *latent]`` serial rollout of ``actions`` from s_0 through the model.
-        cost: MSE of ``rollout[-1]`` against the goal, averaged over latent elements.
-        iterations: optimisation iterations run.
-        solve_time: wall-clock seconds spent in ``plan``.
-        planner: name of the planner that made it.
-        model_calls: batched ``forward`` calls made (one GRASP iteration is one call).
-        warm_started: whether a previous plan seeded this one.
-    """
-
-    actions: torch.Tensor
-    states: torch.Tensor
-    rollout: torch.Tensor
-    cost: float
-    iterations: int
-    solve_time: float
-    planner: str = ""
-    model_calls: int = 0
-    warm_started: bool = False
-
-    @property
-    def horizon(self) -> int:
-        return int(self.actions.shape[0])
-
-    def shift(self, k: int, pad: str = "zero") -> Plan:
-        """The warm start for the next control tick after ``k`` executed steps.
-
-        Drops the first ``k`` actions and pads the tail with zeros (``pad='zero'``, DINO-WM and
-        pytorch_mppi) or the last action (``pad='last'``, nav2 MPPI). States move with their
-        actions: the new s_0 is the old s_k (the planner re-anchors it to the new observation)
-        and the tail is filled with the goal, so the last state stays the goal and the padded
-        steps read "hold at the goal". ``rollout`` is shifted the same way and is only a
-        guess until the next plan recomputes it.
-        """
-        if pad not in PAD_MODES:
-            raise ValueError(f"pad={pad!r} is not one of {list(PAD_MODES)}")
-        horizon = self.horizon
-        k = max(0, min(int(k), horizon))
-        if k == 0:
-            return dataclasses.replace(self)
-        fill = self.actions[-1:] if pad == "last" else torch.zeros_like(self.actions[-1:])
-        actions = torch.cat([self.actions[k:], fill.expand(k, -1)])
-        states = torch.cat([self.states[k:], self.states[-1:].expand(k, *self.states.shape[1:])])
-        rollout = torch.cat(
-            [self.rollout[k:], self.rollout[-1:].expand(k, *self.rollout.shape[1:])]
-        )
-        return dataclasses.replace(self, actions=actions, states=states, rollout=rollout)
-
-    def resized(self, horizon: int) -> Plan:
-        """This plan truncated or padded (zeros, goal states) to a different horizon."""
-        t = self.horizon
-        if horizon == t:
-            return self
-        if horizon < t:
-            return dataclasses.replace(
-                self,
-                actions=self.actions[:horizon],
-                states=torch.cat([self.states[:horizon], self.states[-1:]]),
-                rollout=self.rollout[: horizon + 1],
-            )
-        extra = horizon - t
-        return dataclasses.replace(
-            self,
-            actions=torch.cat([self.actions, self.actions.new_zeros(extra, self.actions.shape[1])]),
-            states=torch.cat([self.states, self.states[-1:].expand(extra, *self.states.shape[1:])]),
-            rollout=torch.cat(
-                [self.rollout, self.rollout[-1:].expand(extra, *self.rollout.shape[1:])]
-            ),
+        check_value(
+            f.name, getattr(config, f.name), meta.get("low"), meta.get("high"), meta.get("choices")
         )
 
 
@@ -183,14 +115,20 @@ def _load_optimizer_code() -> None:
 
 
 class Planner(abc.ABC):
-    """Base class: ``Cls(model, horizon, **config)`` then ``plan(start, goal, ...)``."""
+    """Base class: ``Cls(model, horizon, **config)`` then ``plan(start, goal, ...)``.
+
+    ``objective`` is the goal cost every candidate is scored with (default: the model's own,
+    else latent MSE; see :mod:`grasp_ros.planning.objectives`).
+    """
 
     name: ClassVar[str]
     Config: ClassVar[type]
     #: Whether ``plan`` builds torch optimizers (GRASP, GD, collocation; not CEM).
     uses_optimizer: ClassVar[bool] = True
 
-    def __init__(self, model: nn.Module, horizon: int, **config: Any) -> None:
+    def __init__(
+        self, model: nn.Module, horizon: int, objective: Objective | None = None, **config: Any
+    ) -> None:
         if int(horizon) != horizon or horizon < 1:
             raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
         try:
@@ -205,6 +143,7 @@ class Planner(abc.ABC):
         if self.uses_optimizer:
             _load_optimizer_code()
         self.model = model
+        self.objective = objective_for(model) if objective is None else objective
         self.horizon = int(horizon)
         self.latent_shape = tuple(int(d) for d in model.latent_shape)
         self.action_dim = int(model.action_dim)
@@ -281,7 +220,8 @@ class Planner(abc.ABC):
         actions = torch.gather(segments, 1, which[..., None].expand(-1, -1, self.action_dim))
         self.clamp_actions(actions)
         roll = self.rollout(s0.expand(samples, *s0.shape), actions)
-        best = latent_mse(roll[:, -1], goal, 1).topk(min(n, samples), largest=False).indices
+        costs = self.objective.terminal(roll[:, -1], goal)
+        best = costs.topk(min(n, samples), largest=False).indices
         best = best[torch.arange(n, device=s0.device) % len(best)]
         return actions[best], roll[best]
 
@@ -365,9 +305,8 @@ class Planner(abc.ABC):
     def _result(self, st: Any, s0: torch.Tensor, g: torch.Tensor, it: int, t0: float) -> Plan:
         actions, states = self._candidates(st)
         roll = self.rollout(s0.expand(actions.shape[0], *s0.shape), actions)
-        self.offer(
-            st, actions, states if states is not None else roll, latent_mse(roll[:, -1], g, 1)
-        )
+        costs = self.objective.terminal(roll[:, -1], g)
+        self.offer(st, actions, states if states is not None else roll, costs)
         best: _Best = st.best
         same = [i for i in range(actions.shape[0]) if torch.equal(actions[i], best.actions)]
         if same:  # the best is a current candidate: its rollout was just computed
@@ -383,7 +322,7 @@ class Planner(abc.ABC):
             actions=best.actions.clone(),
             states=best.states.clone(),
             rollout=rollout,
-            cost=float(latent_mse(rollout[-1], g, 0)),
+            cost=float(self.objective.terminal(rollout[-1], g)),
             iterations=it,
             solve_time=time.perf_counter() - t0,
             planner=self.name,
@@ -413,7 +352,8 @@ class Planner(abc.ABC):
                 f"warm start has latents {tuple(warm.states.shape[1:])} and actions of size "
                 f"{warm.actions.shape[1]}; the model has {self.latent_shape} and {self.action_dim}"
             )
-        warm = warm.resized(self.horizon)
+        if warm.horizon != self.horizon:
+            warm = warm.shift(0, horizon=self.horizon)
         dev = self.device
         return dataclasses.replace(
             warm,

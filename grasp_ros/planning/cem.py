@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Plan, Planner, PlannerConfig, PlanState, knob, latent_mse
+from .base import Planner, PlannerConfig, PlanState, knob
+from .plan import Plan
 
 
 @dataclass
@@ -72,7 +73,7 @@ class CEMPlanner(Planner):
         noise[0] = 0
         samples = self.clamp_actions(st.mean + st.std * noise)
         roll = self.rollout(st.s0.expand(cfg.samples, *st.s0.shape), samples)
-        costs = latent_mse(roll[:, -1], st.goal, 1)
+        costs = self.objective.terminal(roll[:, -1], st.goal)
         idx = torch.topk(costs, cfg.elites, largest=False).indices
         self.offer(st, samples[idx[:1]], roll[idx[:1]], costs[idx[:1]])
         elites = samples[idx]

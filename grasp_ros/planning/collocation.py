@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Plan, Planner, PlannerConfig, PlanState, interpolate, knob, latent_mse
+from .base import Planner, PlannerConfig, PlanState, interpolate, knob
+from .objectives import latent_mse
+from .plan import Plan
 
 
 @dataclass
@@ -70,7 +72,7 @@ class CollocationPlanner(Planner):
         weight = cfg.dyn_weight * cfg.dyn_weight_growth ** (it // cfg.growth_every)
         loss = (
             weight * latent_mse(pred, full[:, 1:], 2).sum()
-            + latent_mse(st.states[:, -1], st.goal, 1).sum()
+            + self.objective.terminal(st.states[:, -1], st.goal).sum()
         )
         st.opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Plan, Planner, PlannerConfig, PlanState, knob, latent_mse
+from .base import Planner, PlannerConfig, PlanState, knob
+from .plan import Plan
 
 
 @dataclass
@@ -57,7 +58,7 @@ class GDPlanner(Planner):
     def _step(self, st: _State, it: int) -> None:
         st.opt.zero_grad(set_to_none=True)
         roll = self.rollout(st.s0[None], st.actions)
-        cost = latent_mse(roll[:, -1], st.goal, 1)
+        cost = self.objective.terminal(roll[:, -1], st.goal)
         self.offer(st, st.actions, roll, cost)
         cost.sum().backward()
         st.opt.step()

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Plan, Planner, PlannerConfig, PlanState, interpolate, knob, latent_mse
+from .base import Planner, PlannerConfig, PlanState, interpolate, knob
+from .objectives import latent_mse
+from .plan import Plan
 
 
 @dataclass
@@ -126,7 +128,8 @@ class GraspPlanner(Planner):
         dyn = latent_mse(pred, states[:, 1:], 2).sum()
         if self.config.goal_weight == 0:
             return dyn
-        return dyn + self.config.goal_weight * st.scale * latent_mse(pred, st.goal, 2).sum()
+        goal = self.objective.per_step(pred, st.goal).sum()
+        return dyn + self.config.goal_weight * st.scale * goal
 
     def _step(self, st: _State, it: int) -> None:
         cfg = self.config
@@ -150,7 +153,7 @@ class GraspPlanner(Planner):
         for _ in range(self.config.sync_steps):
             opt.zero_grad(set_to_none=True)
             roll = self.rollout(s0, st.actions)
-            costs = latent_mse(roll[:, -1], st.goal, 1)
+            costs = self.objective.terminal(roll[:, -1], st.goal)
             self.offer(st, st.actions, self._states(st), costs)
             costs.sum().backward()
             opt.step()

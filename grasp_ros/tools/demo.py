@@ -22,24 +22,23 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-import grasp_ros
+from grasp_ros.cli import add_options, option, parse
 from grasp_ros.control import Command, PlannerRuntime, Status
-from grasp_ros.control import params as P
+from grasp_ros.control import params as schema
+from grasp_ros.control.episode import EpisodeHooks, Tick, run_episode
 from grasp_ros.control.outputs import action_fields, status_fields, trajectory_fields
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
+from grasp_ros.io import sim_topics
 from grasp_ros.io.bags import LATCHED, BagWriter, write_bag
 from grasp_ros.io.messages import (
     IMAGE,
@@ -49,51 +48,75 @@ from grasp_ros.io.messages import (
     stamp_to_ns,
     virtual_trajectory_msg,
 )
-from grasp_ros.models import has_decoder
+from grasp_ros.io.sim_topics import STRING
 from grasp_ros.planning import PLANNERS
-from grasp_ros.tools import overlay, sim_topics
+from grasp_ros.tools.demo_outputs import (
+    END_FRAMES,
+    Animation,
+    Episode,
+    TickRecord,
+    plot_ticks,
+    summarize,
+)
 from grasp_ros.tools.record_sim import DEFAULT_START_TIME as START_TIME
-from grasp_ros.tools.sim_topics import STRING
-from grasp_ros.viz import decode_mosaic
 
-#: The planner node's topics (the simulator's are in `grasp_ros.tools.sim_topics`).
+#: The planner node's topics (the simulator's are in `grasp_ros.io.sim_topics`).
 ACTION_TOPIC, PLAN_TOPIC, STATUS_TOPIC = "action", "plan", "status"
 
-PANEL = 256
-GAP = 4
-WIDTH = 2 * PANEL + GAP
-DECODED_STATES = 8
-END_FRAMES = 10
 TICKS_PER_OPTIMAL_STEP = 3
-LEGEND = "dots: virtual states (dark=early)  blue: model rollout  grey: path  green: goal"
 
 
 @dataclass
-class Tick:
-    """One control tick as the plot and the summary need it."""
+class DemoOptions:
+    """grasp-ros-demo's options."""
 
-    episode: int
-    status: str
-    solve_time: float
-    tick_time: float
-    iterations: int
-    cost: float
+    env: str = option("wall", "simulated world (default: %(default)s)", choices=sorted(ENVS))
+    model: str | None = option(None, "world model spec (default: the shipped model of --env)")
+    planner: str | None = option(None, "planner (default: from params)", choices=sorted(PLANNERS))
+    horizon: int | None = option(
+        None,
+        "plan length T; tasks are sampled to need 0.75 T to T steps (default: from params)",
+        type=int,
+    )
+    episodes: int = option(5, "episodes to run (default: %(default)s)", type=int)
+    max_ticks: int | None = option(
+        None, "tick limit per episode (default: 3 x the task's optimal number of steps)", type=int
+    )
+    seed: int = option(0, "episode i uses task seed SEED + i (default: %(default)s)", type=int)
+    device: str | None = option(None, "torch device: auto, cpu, cuda, cuda:N (default: params)")
+    params: Path | None = option(
+        None,
+        "ROS parameters YAML (as config/planner.yaml; default: its defaults); flags "
+        "override it, and --fast/--realtime set its 'budget'",
+        type=Path,
+    )
+    out: Path = option(Path("out/demo"), "output folder (default: %(default)s)", type=Path)
+    gif: bool = option(
+        True,
+        "skip the animation (faster; the bag and plot are still written)",
+        "--no-gif",
+        action="store_false",
+    )
+    realtime: bool = False  # --fast (the default) or --realtime: see build_parser
 
+    def problems(self) -> list[str]:
+        """What is wrong with these options."""
+        counts = {"episodes": self.episodes, "horizon": self.horizon, "max_ticks": self.max_ticks}
+        return [
+            f"--{name.replace('_', '-')} must be at least 1, got {value}"
+            for name, value in counts.items()
+            if value is not None and value < 1
+        ]
 
-@dataclass
-class Episode:
-    """One episode's task and outcome."""
-
-    episode: int
-    seed: int
-    success: bool = False
-    ticks: int = 0
-    max_ticks: int = 0
-    optimal_steps: int = 0
-    non_greedy: bool = False
-    final_distance: float = math.nan
-    deadline_misses: int = 0
-    end: str = ""
+    def runtime_params(self) -> dict[str, Any]:
+        """``--params`` (if given) over the schema defaults, then the flags over both; the
+        budget always follows ``--fast``/``--realtime``."""
+        values = schema.load_params_file(self.params) if self.params is not None else {}
+        values["model"] = self.model or values.get("model") or self.env
+        flags = {"planner": self.planner, "horizon": self.horizon, "device": self.device}
+        values.update({k: v for k, v in flags.items() if v is not None})
+        values["budget"] = "deadline" if self.realtime else "iterations"
+        return schema.validate(values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,74 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
         "timing plot, a rosbag2 (MCAP) and summary.json to --out; existing files there are "
         "replaced.",
     )
-    p.add_argument(
-        "--env", choices=sorted(ENVS), default="wall", help="simulated world (default: %(default)s)"
-    )
-    p.add_argument("--model", help="world model spec (default: the shipped model of --env)")
-    p.add_argument("--planner", choices=sorted(PLANNERS), help="planner (default: from params)")
-    p.add_argument(
-        "--horizon",
-        type=int,
-        help="plan length T; tasks are sampled to need 0.75 T to T steps (default: from params)",
-    )
-    p.add_argument("--episodes", type=int, default=5, help="episodes to run (default: %(default)s)")
-    p.add_argument(
-        "--max-ticks",
-        type=int,
-        help="tick limit per episode (default: 3 x the task's optimal number of steps)",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="episode i uses task seed SEED + i (default: %(default)s)",
-    )
+    add_options(p, DemoOptions)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--fast",
         dest="realtime",
         action="store_false",
-        help="simulated clock, "
-        "fixed iterations per tick: deterministic, as fast as the CPU allows "
-        "(the default)",
+        help="simulated clock, fixed iterations per tick: deterministic, as fast as the CPU "
+        "allows (the default)",
     )
     mode.add_argument(
         "--realtime",
         dest="realtime",
         action="store_true",
-        help="pace ticks "
-        "to the wall clock at control_rate and plan within each period "
+        help="pace ticks to the wall clock at control_rate and plan within each period "
         "('deadline' budget), as on a robot",
     )
     p.set_defaults(realtime=False)
-    p.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:N (default: params)")
-    p.add_argument(
-        "--params",
-        type=Path,
-        help="ROS parameters YAML (as config/planner.yaml; default: its defaults); flags "
-        "override it, and --fast/--realtime set its 'budget'",
-    )
-    p.add_argument(
-        "--out", type=Path, default=Path("out/demo"), help="output folder (default: %(default)s)"
-    )
-    p.add_argument(
-        "--no-gif",
-        dest="gif",
-        action="store_false",
-        help="skip the animation (faster; the bag and plot are still written)",
-    )
     return p
-
-
-def runtime_params(args: argparse.Namespace) -> dict[str, Any]:
-    """``--params`` (if given) over the schema defaults, then the flags over both; the budget
-    always follows ``--fast``/``--realtime``."""
-    values = P.load_params_file(args.params) if args.params is not None else {}
-    values["model"] = args.model or values.get("model") or args.env
-    flags = {"planner": args.planner, "horizon": args.horizon, "device": args.device}
-    values.update({k: v for k, v in flags.items() if v is not None})
-    values["budget"] = "deadline" if args.realtime else "iterations"
-    return P.validate(values)
 
 
 def check_env_fits(model: torch.nn.Module, env: PointEnv, env_name: str) -> None:
@@ -196,85 +169,12 @@ def check_env_fits(model: torch.nn.Module, env: PointEnv, env_name: str) -> None
             )
 
 
-class Animation:
-    """Frames of the demo GIF, kept palette-quantised (one byte a pixel) until written."""
-
-    def __init__(self, env: PointEnv, model: torch.nn.Module, period: float) -> None:
-        self.env, self.model, self.period = env, model, period
-        self.frames: list[Image.Image] = []
-        self.decoder = has_decoder(model)
-        self._mosaic: np.ndarray | None = None
-
-    def add(
-        self,
-        image: np.ndarray,
-        task: Task,
-        trail: list[np.ndarray],
-        lines: list[str],
-        plan: dict[str, Any] | None = None,
-        repeat: int = 1,
-    ) -> None:
-        """One frame: the camera with the plan (VirtualTrajectory fields) drawn on, the goal,
-        the decoded virtual states, and ``lines`` of text; shown ``repeat`` periods long."""
-        size, world = PANEL, self.env.world_size
-        goal_px = overlay.to_pixels(task.goal_state[None], world, size)[0]
-        ring = self.env.success_radius * size / world
-        camera = overlay.upscale(image, size)
-        overlay.draw_path(
-            camera, overlay.to_pixels(np.array(trail), world, size), overlay.TRAIL_COLOR
-        )
-        overlay.draw_ring(camera, goal_px, ring, overlay.GOAL_COLOR)
-        if plan is not None and plan["positions"] is not None:
-            rollout = overlay.to_pixels(plan["rollout_positions"], world, size)
-            overlay.draw_path(camera, rollout, overlay.ROLLOUT_COLOR, 2)
-            states = overlay.to_pixels(plan["positions"], world, size)
-            overlay.draw_dots(camera, states, overlay.time_colors(len(states)))
-        goal = overlay.draw_ring(
-            overlay.upscale(task.goal_image, size), goal_px, ring, overlay.GOAL_COLOR
-        )
-        rows = [[overlay.caption(camera, "camera + plan"), overlay.caption(goal, "goal image")]]
-        if self.decoder and plan is not None:
-            self._mosaic = decode_mosaic(
-                self.model, plan["virtual_states"], DECODED_STATES, DECODED_STATES, gap=0
-            )
-            rows.append([overlay.caption(self._mosaic, "virtual states, decoded: s_0 ... goal")])
-        elif self._mosaic is not None:  # a tick without a plan: the last one, faded
-            faded = (self._mosaic // 3 + 170).astype(np.uint8)
-            rows.append([overlay.caption(faded, "virtual states, decoded: last plan")])
-        rows.append([overlay.text_bar(WIDTH, [*lines, LEGEND])])
-        self.frames.extend([_quantize(Image.fromarray(overlay.stack(rows, GAP)))] * repeat)
-
-    def save(self, path: Path) -> None:
-        """Write the GIF (one frame per control period, looping) atomically."""
-        size = max(f.size[0] for f in self.frames), max(f.size[1] for f in self.frames)
-        for i, frame in enumerate(self.frames):
-            if frame.size != size:  # a frame before the first plan has no decoded states
-                canvas = Image.new("RGB", size, "white")
-                canvas.paste(frame.convert("RGB"))
-                self.frames[i] = _quantize(canvas)
-        tmp = path.with_name(f".{path.name}.tmp")
-        self.frames[0].save(
-            tmp,
-            format="GIF",
-            save_all=True,
-            append_images=self.frames[1:],
-            duration=round(1000 * self.period),
-            loop=0,
-        )
-        tmp.replace(path)
-
-
-def _quantize(frame: Image.Image) -> Image.Image:
-    """An RGB PIL image to 8-bit palette, without dithering (flat colours, crisp lines)."""
-    return frame.quantize(colors=255, dither=Image.Dither.NONE)
-
-
-class ClosedLoop:
+class ClosedLoop(EpisodeHooks):
     """The simulator and the runtime stepped together on one simulated clock.
 
-    Per tick: the camera image (the simulator's render, stamped with the simulated time) goes
-    to ``on_image``, ``tick`` returns the command, the simulator executes its action, and the
-    clock advances one control period. Everything either side would publish goes to the bag.
+    Episodes run through :func:`~grasp_ros.control.episode.run_episode` one after another on
+    one clock; this class records what either side would publish to the bag, the tick
+    records and the animation frames.
     """
 
     def __init__(
@@ -289,15 +189,15 @@ class ClosedLoop:
         self.runtime, self.env, self.bag, self.anim = runtime, env, bag, anim
         self.realtime, self.episodes = realtime, episodes
         self.frame_id = runtime.params["frame_id"]
-        self.records: list[Tick] = []
+        self.records: list[TickRecord] = []
         self.steps = 0
+        self._ep: Episode | None = None
+        self._task: Task | None = None
+        self._trail: list[np.ndarray] = []
+        self._image: np.ndarray | None = None
+        self._bar: tqdm | None = None
         for topic, msgtype in ((sim_topics.GOAL_TOPIC, IMAGE), (sim_topics.TASK_TOPIC, STRING)):
             bag.add_topic(topic, msgtype, qos=[LATCHED])  # transient local, as the sim offers
-
-    def now(self) -> float:
-        """Simulated time: control periods so far (each tick, and each episode's last frame),
-        counted from the sim recorder's start time."""
-        return START_TIME + self.steps * self.runtime.period
 
     def run(self, ep: Episode, bar: tqdm) -> None:
         """Run one episode to success, the tick limit or GOAL_REACHED; fills in ``ep``."""
@@ -306,48 +206,22 @@ class ClosedLoop:
         ep.optimal_steps, ep.non_greedy = task.optimal_steps, task.non_greedy
         ep.max_ticks = ep.max_ticks or TICKS_PER_OPTIMAL_STEP * task.optimal_steps
         bar.total += ep.max_ticks
-        image, trail = env.reset(state=task.start_state), [task.start_state[:2]]
-        runtime.on_goal(task.goal_image, self.now())
-        ns = stamp_to_ns(self.now())
-        self.bag.write(sim_topics.TASK_TOPIC, sim_topics.task_msg(env, task), ns)
-        self.bag.write(
-            sim_topics.GOAL_TOPIC,
-            image_msg(task.goal_image, self.now(), sim_topics.CAMERA_FRAME),
-            ns,
+        self._ep, self._task, self._bar = ep, task, bar
+        self._trail = [task.start_state[:2]]
+        misses = runtime.stats.deadline_misses
+        outcome = run_episode(
+            env,
+            task,
+            runtime,
+            period=runtime.period,
+            max_ticks=ep.max_ticks,
+            start_time=START_TIME,
+            first_step=self.steps,
+            hooks=self,
+            stop_after=(Status.GOAL_REACHED,),
+            realtime=self.realtime,
         )
-        misses, wall0 = runtime.stats.deadline_misses, time.monotonic()
-        while not (ep.success or ep.ticks >= ep.max_ticks or ep.end == Status.GOAL_REACHED.name):
-            t = self.now()
-            self._publish_sim(t, image)
-            runtime.on_image(image, t)
-            t0 = time.perf_counter()
-            cmd = runtime.tick(t)
-            tick_time = time.perf_counter() - t0
-            plan = trajectory_fields(cmd.plan, runtime.model) if cmd.plan is not None else None
-            self._publish_planner(cmd, plan)
-            self.records.append(
-                Tick(
-                    ep.episode, cmd.status.name, cmd.solve_time, tick_time, cmd.iterations, cmd.cost
-                )
-            )
-            ep.ticks, ep.end = ep.ticks + 1, cmd.status.name
-            if self.anim is not None:
-                self.anim.add(image, task, trail, self._lines(ep, cmd, task), plan)
-            image = env.step(cmd.action)
-            self.steps += 1
-            trail.append(env.state[:2])
-            ep.success = env.success(env.state, task.goal_state)
-            bar.update()
-            bar.set_postfix(
-                status=cmd.status.name,
-                cost=f"{cmd.cost:.4f}",
-                solve_ms=f"{1000 * cmd.solve_time:.0f}",
-                refresh=False,
-            )
-            if self.realtime:
-                time.sleep(max(0.0, wall0 + ep.ticks * runtime.period - time.monotonic()))
-        self._publish_sim(self.now(), image)
-        self.steps += 1
+        self.steps += outcome.ticks + 1  # each tick, and the episode's last frame
         bar.total -= ep.max_ticks - ep.ticks
         bar.refresh()
         ep.final_distance = float(np.linalg.norm(env.state[:2] - task.goal_state[:2]))
@@ -360,12 +234,53 @@ class ClosedLoop:
                 f"distance to goal {ep.final_distance:.1f} units "
                 f"(success radius {env.success_radius})",
             ]
-            self.anim.add(image, task, trail, lines, repeat=END_FRAMES)
+            self.anim.add(env.render(), task, self._trail, lines, repeat=END_FRAMES)
 
-    def _publish_sim(self, t: float, image: np.ndarray) -> None:
-        ns = stamp_to_ns(t)
-        self.bag.write(sim_topics.CAMERA_TOPIC, image_msg(image, t, sim_topics.CAMERA_FRAME), ns)
-        self.bag.write(sim_topics.POSE_TOPIC, sim_topics.pose_msg(self.env.state, t), ns)
+    # -- EpisodeHooks -------------------------------------------------------------------------
+    def on_start(self, task: Task, stamp: float) -> None:
+        ns = stamp_to_ns(stamp)
+        self.bag.write(sim_topics.TASK_TOPIC, sim_topics.task_msg(self.env, task), ns)
+        self.bag.write(
+            sim_topics.GOAL_TOPIC, image_msg(task.goal_image, stamp, sim_topics.CAMERA_FRAME), ns
+        )
+
+    def on_frame(self, capture: float, receive: float, image: np.ndarray) -> None:
+        self._image = image
+        msg = image_msg(image, capture, sim_topics.CAMERA_FRAME)
+        self.bag.write(sim_topics.CAMERA_TOPIC, msg, stamp_to_ns(receive))
+
+    def on_state(self, stamp: float, state: np.ndarray) -> None:
+        self.bag.write(sim_topics.POSE_TOPIC, sim_topics.pose_msg(state, stamp), stamp_to_ns(stamp))
+
+    def on_tick(self, tick: Tick) -> None:
+        ep, cmd = self._ep, tick.command
+        plan = trajectory_fields(cmd.plan, self.runtime.model) if cmd.plan is not None else None
+        self._publish_planner(cmd, plan)
+        self.records.append(
+            TickRecord(
+                ep.episode,
+                cmd.status.name,
+                cmd.solve_time,
+                tick.tick_time,
+                cmd.iterations,
+                cmd.cost,
+            )
+        )
+        ep.ticks, ep.end = ep.ticks + 1, cmd.status.name
+        if self.anim is not None:
+            self.anim.add(self._image, self._task, self._trail, self._lines(ep, cmd), plan)
+
+    def on_step(self, tick: Tick, state: np.ndarray, image: np.ndarray) -> None:
+        cmd = tick.command
+        self._trail.append(state[:2])
+        self._ep.success = self.env.success(state, self._task.goal_state)
+        self._bar.update()
+        self._bar.set_postfix(
+            status=cmd.status.name,
+            cost=f"{cmd.cost:.4f}",
+            solve_ms=f"{1000 * cmd.solve_time:.0f}",
+            refresh=False,
+        )
 
     def _publish_planner(self, cmd: Command, plan: dict[str, Any] | None) -> None:
         t, ns, frame = cmd.stamp, stamp_to_ns(cmd.stamp), self.frame_id
@@ -378,9 +293,9 @@ class ClosedLoop:
             msg = virtual_trajectory_msg(stamp_sec=t, frame_id=frame, **plan)
             self.bag.write(PLAN_TOPIC, msg, ns)
 
-    def _lines(self, ep: Episode, cmd: Command, task: Task) -> list[str]:
+    def _lines(self, ep: Episode, cmd: Command) -> list[str]:
         p = self.runtime.params
-        gap = float(np.linalg.norm(self.env.state[:2] - task.goal_state[:2]))
+        gap = float(np.linalg.norm(self.env.state[:2] - self._task.goal_state[:2]))
         return [
             f"{self.env.name} | {p['planner']} T={p['horizon']} | episode {ep.episode + 1}/"
             f"{self.episodes} | tick {ep.ticks}/{ep.max_ticks} | t={cmd.stamp - START_TIME:.1f} s",
@@ -389,117 +304,9 @@ class ClosedLoop:
         ]
 
 
-def plot_ticks(
-    records: list[Tick], episodes: list[Episode], title: str, period: float, path: Path
-) -> None:
-    """Solve time, iterations and cost per tick (planning ticks only), episodes shaded apart."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ok = np.array([r.status == "OK" for r in records], dtype=bool)
-    values = {
-        "solve time (ms)": np.array([1000 * r.solve_time for r in records]),
-        "iterations": np.array([r.iterations for r in records], dtype=float),
-        "cost (latent MSE)": np.array([r.cost for r in records]),
-    }
-    fig, axes = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
-    start = 0
-    for ep in episodes:
-        end = start + ep.ticks
-        x = np.arange(start, end)
-        for ax, v in zip(axes, values.values(), strict=True):
-            ax.plot(
-                x,
-                np.where(ok[start:end], v[start:end], np.nan),
-                ".-",
-                ms=3,
-                lw=0.8,
-                color="C0" if ep.success else "C3",
-            )
-            if ep.episode % 2:
-                ax.axvspan(start - 0.5, end - 0.5, color="0.93", zorder=0)
-        mark = "✓" if ep.success else "✗"
-        axes[0].annotate(
-            f"ep {ep.episode + 1} {mark}",
-            (start, 1.02),
-            xycoords=("data", "axes fraction"),
-            fontsize=8,
-        )
-        start = end
-    for ax, label in zip(axes, values, strict=True):
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].axhline(1000 * period, color="k", ls="--", lw=1, label="control period")
-    axes[0].legend(loc="upper right", fontsize=8)
-    for ax, v in ((axes[0], values["solve time (ms)"]), (axes[2], values["cost (latent MSE)"])):
-        if (v[ok] > 0).any():
-            ax.set_yscale("log")
-    axes[-1].set_xlabel("control tick (blue: successful episode, red: failed)")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-
-
-def summarize(
-    args: argparse.Namespace,
-    runtime: PlannerRuntime,
-    episodes: list[Episode],
-    records: list[Tick],
-    wall: float,
-) -> dict[str, Any]:
-    """summary.json's contents: per-episode outcomes, timing percentiles, params, versions."""
-    ok = [r for r in records if r.status == "OK"]
-
-    def ms(values: list[float]) -> dict[str, float | None]:
-        if not values:
-            return {"p50": None, "p90": None, "p99": None, "max": None}
-        q = np.percentile(1000 * np.asarray(values), [50, 90, 99])
-        return {"p50": q[0], "p90": q[1], "p99": q[2], "max": 1000 * max(values)}
-
-    return _plain(
-        {
-            "env": args.env,
-            "mode": "realtime" if args.realtime else "fast",
-            "success_rate": sum(e.success for e in episodes) / max(len(episodes), 1),
-            "episodes": [asdict(e) for e in episodes],
-            "ticks": len(records),
-            "deadline_misses": sum(e.deadline_misses for e in episodes),
-            "solve_time_ms": ms([r.solve_time for r in ok]),
-            "tick_time_ms": ms([r.tick_time for r in records]),
-            "iterations_mean": float(np.mean([r.iterations for r in ok])) if ok else None,
-            "wall_time_s": wall,
-            "params": runtime.params,
-            "device": str(runtime.device),
-            "versions": {
-                "grasp_ros": grasp_ros.__version__,
-                "python": platform.python_version(),
-                **{name: metadata.version(name) for name in ("torch", "numpy", "rosbags")},
-            },
-        }
-    )
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: numpy scalars to Python numbers, NaN to None."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: DemoOptions) -> dict[str, Any]:
     """The whole demo; returns the summary it wrote."""
-    runtime = PlannerRuntime.from_params(runtime_params(args))
+    runtime = PlannerRuntime.from_params(args.runtime_params())
     env = make_env(args.env, image_size=getattr(runtime.model, "image_size", 64))
     check_env_fits(runtime.model, env, args.env)
     out: Path = args.out
@@ -517,7 +324,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for ep in episodes:
             bar.set_description(f"episode {ep.episode + 1}/{len(episodes)}")
             loop.run(ep, bar)
-    summary = summarize(args, runtime, episodes, loop.records, time.perf_counter() - wall0)
+    wall = time.perf_counter() - wall0
+    summary = summarize(args.env, args.realtime, runtime, episodes, loop.records, wall)
     title = _title(args, runtime, summary)
     plot_ticks(loop.records, episodes, title, runtime.period, out / "ticks.png")
     if anim is not None:
@@ -528,7 +336,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def _title(args: argparse.Namespace, runtime: PlannerRuntime, summary: dict[str, Any]) -> str:
+def _title(args: DemoOptions, runtime: PlannerRuntime, summary: dict[str, Any]) -> str:
     p = runtime.params
     return (
         f"{args.env}, {p['planner']} T={p['horizon']}, {summary['mode']} "
@@ -537,12 +345,7 @@ def _title(args: argparse.Namespace, runtime: PlannerRuntime, summary: dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    for name in ("episodes", "horizon", "max_ticks"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    args = parse(DemoOptions, build_parser(), argv)
     torch.set_num_threads(1)
     try:
         summary = run(args)

@@ -29,26 +29,24 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from grasp_ros.control import Command, PlannerRuntime
-from grasp_ros.control.cli_params import add_param_arguments, params_from_cli
+from grasp_ros.cli import add_options, option, parse
+from grasp_ros.control import PlannerRuntime
+from grasp_ros.control.cli_params import ParamOptions, add_param_arguments
+from grasp_ros.control.episode import EpisodeHooks, Frame, Tick, run_episode
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
-from grasp_ros.io.bags import LATCHED, STORAGES, BagError, write_bag
+from grasp_ros.envs.agents import Policy, expert_policy, random_policy
+from grasp_ros.io import sim_topics as topics
+from grasp_ros.io.bags import LATCHED, STORAGES, BagError, BagWriter, write_bag
 from grasp_ros.io.messages import ACTION_COMMAND, IMAGE, action_command_msg, image_msg, stamp_to_ns
-from grasp_ros.tools import sim_topics as topics
 
 AGENTS = ("expert", "random", "planner")
 DEFAULT_START_TIME = 1_700_000_000.0
-#: Cells of the shortest path the expert aims ahead: one step moves ``speed`` = 2 cells.
-EXPERT_LOOKAHEAD = 2
-
-Policy = Callable[[float, np.ndarray], np.ndarray]
 
 #: The contract's topics as ``ros2 bag record`` stores them: fully qualified, root namespace.
 CAMERA, GOAL, TASK, POSE, EXECUTED = (
@@ -108,84 +106,6 @@ class Recording:
     statuses: dict[str, int] = field(default_factory=dict)
 
 
-def expert_policy(env: PointEnv, task: Task) -> Policy:
-    """Shortest-path follower on ground truth: aims a few cells ahead along the BFS path.
-
-    The BFS path may cut a wall corner diagonally, which the non-sliding Wall dynamics stop
-    dead; then the action is split into its axis moves and the first that is free is taken.
-    """
-    dist = env._distance_field(task.goal_state)
-    goal = np.asarray(task.goal_state, dtype=np.float64)[:2]
-    scale = dist.shape[0] / env.world_size
-
-    def policy(_t: float, state: np.ndarray) -> np.ndarray:
-        cell = _nearest_reachable_cell(dist, state[:2] * scale)
-        path = _descend(dist, cell)
-        if len(path) <= EXPERT_LOOKAHEAD + 1:
-            target = goal
-        else:
-            row, col = path[EXPERT_LOOKAHEAD]
-            target = (np.array([col, row]) + 0.5) / scale
-        a = np.clip((target - state[:2]) / env.speed, env.action_low, env.action_high)
-        options = np.array([a, [0.0, a[1]], [a[0], 0.0]])
-        nxt = env.step_states(np.repeat(state[None], len(options), 0), options)
-        free = np.linalg.norm(nxt[:, :2] - state[:2] - env.speed * options, axis=1) < 1e-9
-        moved = np.linalg.norm(nxt[:, :2] - state[:2], axis=1) > 1e-9
-        usable = free & moved
-        return options[int(np.argmax(usable))] if usable.any() else a
-
-    return policy
-
-
-def _nearest_reachable_cell(dist: np.ndarray, xy: np.ndarray) -> tuple[int, int]:
-    """The grid cell ``(row, col)`` under ``xy``, or its closest-to-goal neighbour if blocked."""
-    n = dist.shape[0]
-    col, row = (int(v) for v in np.clip(np.floor(xy), 0, n - 1))
-    if np.isfinite(dist[row, col]):
-        return row, col
-    around = [
-        (r, c)
-        for r in range(max(row - 1, 0), min(row + 2, n))
-        for c in range(max(col - 1, 0), min(col + 2, n))
-    ]
-    return min(around, key=lambda rc: dist[rc])
-
-
-def _descend(dist: np.ndarray, cell: tuple[int, int]) -> list[tuple[int, int]]:
-    """Cells from ``cell`` to the goal, each step to the 8-neighbour nearest the goal."""
-    n = dist.shape[0]
-    path = [cell]
-    while dist[cell] > 0:
-        row, col = cell
-        nxt = min(
-            (
-                (r, c)
-                for r in range(max(row - 1, 0), min(row + 2, n))
-                for c in range(max(col - 1, 0), min(col + 2, n))
-            ),
-            key=lambda rc: dist[rc],
-        )
-        if not dist[nxt] < dist[cell]:
-            break
-        path.append(nxt)
-        cell = nxt
-    return path
-
-
-def random_policy(env: PointEnv, seed: int, switch_prob: float = 0.15) -> Policy:
-    """Random actions held for random spells (resampled with ``switch_prob`` each step)."""
-    rng = np.random.default_rng(seed)
-    held = rng.uniform(env.action_low, env.action_high)
-
-    def policy(_t: float, _state: np.ndarray) -> np.ndarray:
-        nonlocal held
-        if rng.random() < switch_prob:
-            held = rng.uniform(env.action_low, env.action_high)
-        return held.copy()
-
-    return policy
-
-
 def record(
     out: str | Path,
     env: PointEnv,
@@ -214,13 +134,61 @@ def record(
     steps = max(1, round(duration * control_rate))
     frames = camera.frames(steps * dt, rng)
     nominal = len(np.arange(0.0, steps * dt, 1.0 / camera.rate))
-    runtime = policy if isinstance(policy, PlannerRuntime) else None
-    if runtime is not None:
-        runtime.on_goal(task.goal_image, start_time)
-    states = [np.asarray(task.start_state, dtype=np.float64)]
-    statuses: dict[str, int] = {}
-    frame_i = 0
     with write_bag(out, storage=storage, overwrite=overwrite) as bag:
+        log = _BagLog(bag, env, dt)
+        with tqdm(total=steps, desc="simulating", unit="step", disable=not progress) as bar:
+            log.bar = bar
+            outcome = run_episode(
+                env,
+                task,
+                policy,
+                period=dt,
+                max_ticks=steps,
+                start_time=start_time,
+                camera=_DelayedCamera(env, frames, start_time, dt),
+                hooks=log,
+                until_success=False,
+            )
+    return Recording(
+        path=Path(out),
+        task=task,
+        steps=steps,
+        frames=len(frames),
+        dropped_frames=nominal - len(frames),
+        final_state=outcome.final_state,
+        success=env.success(outcome.final_state, task.goal_state),
+        statuses=log.statuses,
+    )
+
+
+class _DelayedCamera:
+    """The recorded camera: :class:`CameraModel` frames, each showing the state at its
+    capture time and reaching the agent (and the bag) at its receive time."""
+
+    def __init__(
+        self, env: PointEnv, frames: list[tuple[float, float]], start_time: float, dt: float
+    ) -> None:
+        self.env, self.pending, self.start_time, self.dt = env, list(frames), start_time, dt
+
+    def frames(
+        self, until: float, stamp: float, states: list[np.ndarray], image: np.ndarray
+    ) -> list[Frame]:
+        out = []
+        while self.pending and self.pending[0][1] <= until:
+            capture, receive = self.pending.pop(0)
+            shown = states[min(int(capture / self.dt), len(states) - 1)]
+            rgb = self.env.render_states(shown[None])[0]
+            out.append((self.start_time + capture, self.start_time + receive, rgb))
+        return out
+
+
+class _BagLog(EpisodeHooks):
+    """What the recorder writes: the robot's topics and the simulator's ground truth."""
+
+    def __init__(self, bag: BagWriter, env: PointEnv, dt: float) -> None:
+        self.bag, self.env, self.dt = bag, env, dt
+        self.statuses: dict[str, int] = {}
+        self.bar: tqdm | None = None
         # Goal and task are latched, as the sim node publishes them: ros2 bag play then
         # republishes them latched, and a planner that starts late still receives them.
         for topic, msgtype in (
@@ -232,62 +200,77 @@ def record(
         ):
             latched = topic.lstrip("/") in topics.LATCHED_TOPICS
             bag.add_topic(topic, msgtype, qos=[LATCHED] if latched else [])
-        t0_ns = stamp_to_ns(start_time)
-        bag.write(TASK, topics.task_msg(env, task), t0_ns)
-        bag.write(GOAL, image_msg(task.goal_image, start_time, topics.CAMERA_FRAME), t0_ns)
 
-        def deliver_frames(until: float) -> None:
-            """Write (and show the planner) every frame received up to ``until``."""
-            nonlocal frame_i
-            while frame_i < len(frames) and frames[frame_i][1] <= until:
-                capture, receive = frames[frame_i]
-                shown = states[min(int(capture / dt), len(states) - 1)]
-                rgb = env.render_states(shown[None])[0]
-                stamp = start_time + capture
-                bag.write(
-                    CAMERA,
-                    image_msg(rgb, stamp, topics.CAMERA_FRAME),
-                    stamp_to_ns(start_time + receive),
-                )
-                if runtime is not None:
-                    runtime.on_image(rgb, stamp)
-                frame_i += 1
+    def on_start(self, task: Task, stamp: float) -> None:
+        ns = stamp_to_ns(stamp)
+        self.bag.write(TASK, topics.task_msg(self.env, task), ns)
+        self.bag.write(GOAL, image_msg(task.goal_image, stamp, topics.CAMERA_FRAME), ns)
 
-        for k in tqdm(range(steps), desc="simulating", unit="step", disable=not progress):
-            t = k * dt
-            deliver_frames(t)
-            state = states[-1]
-            stamp = start_time + t
-            bag.write(POSE, topics.pose_msg(state, stamp), stamp_to_ns(stamp))
-            if runtime is not None:
-                cmd: Command = runtime.tick(stamp)
-                statuses[cmd.status.name] = statuses.get(cmd.status.name, 0) + 1
-                action = cmd.action
-            else:
-                action = policy(t, state)
-            action = np.asarray(action, dtype=np.float32)
-            bag.write(
-                EXECUTED,
-                action_command_msg(stamp_sec=stamp, action=action, dt=dt, step_index=0),
-                stamp_to_ns(stamp),
-            )
-            states.append(env.step_states(state[None], action[None])[0])
-        deliver_frames(math.inf)
-        end = start_time + steps * dt
-        bag.write(POSE, topics.pose_msg(states[-1], end), stamp_to_ns(end))
-    return Recording(
-        path=Path(out),
-        task=task,
-        steps=steps,
-        frames=len(frames),
-        dropped_frames=nominal - len(frames),
-        final_state=states[-1],
-        success=env.success(states[-1], task.goal_state),
-        statuses=statuses,
-    )
+    def on_frame(self, capture: float, receive: float, image: np.ndarray) -> None:
+        msg = image_msg(image, capture, topics.CAMERA_FRAME)
+        self.bag.write(CAMERA, msg, stamp_to_ns(receive))
+
+    def on_state(self, stamp: float, state: np.ndarray) -> None:
+        self.bag.write(POSE, topics.pose_msg(state, stamp), stamp_to_ns(stamp))
+
+    def on_tick(self, tick: Tick) -> None:
+        if tick.command is not None:
+            name = tick.command.status.name
+            self.statuses[name] = self.statuses.get(name, 0) + 1
+        msg = action_command_msg(stamp_sec=tick.stamp, action=tick.action, dt=self.dt, step_index=0)
+        self.bag.write(EXECUTED, msg, stamp_to_ns(tick.stamp))
+
+    def on_step(self, tick: Tick, state: np.ndarray, image: np.ndarray) -> None:
+        if self.bar is not None:
+            self.bar.update()
 
 
 # -- command line -------------------------------------------------------------------------------
+@dataclass
+class RecordOptions(ParamOptions):
+    """grasp-ros-record-sim's options (``params`` and ``param`` configure the planner agent)."""
+
+    out: str = option("", "output bag directory (refused if it exists, unless --force)", "out")
+    env: str | None = option(
+        None,
+        "world (default: the planner model's world with --agent planner, else wall)",
+        choices=sorted(ENVS),
+    )
+    agent: str = option("expert", "default: %(default)s", choices=AGENTS)
+    task_horizon: int = option(
+        20,
+        "task difficulty: its shortest path takes 75-100%% of this many steps "
+        "(default: %(default)s)",
+        type=int,
+    )
+    seed: int = option(0, "seeds the task, camera jitter and random agent", type=int)
+    duration: float | None = option(
+        None, "seconds to simulate (default: 1.5 x task-horizon steps)", type=float
+    )
+    control_rate: float | None = option(
+        None, "agent steps per second (default: control_rate, 10)", type=float
+    )
+    camera_rate: float = option(30.0, "default: %(default)s Hz", type=float)
+    jitter: float = option(0.002, "capture/transport jitter std, s (%(default)s)", type=float)
+    latency: float = option(0.005, "capture to bag delay, s (%(default)s)", type=float)
+    dropout: str | None = option(
+        None,
+        "no camera frames for LENGTH seconds from START seconds (exercises the watchdog)",
+        metavar="START:LENGTH",
+    )
+    image_size: int | None = option(
+        None, "camera image side, px (default: the model's, else 64)", type=int
+    )
+    storage: str = option("mcap", "default: %(default)s", choices=sorted(STORAGES))
+    start_time: float = option(
+        DEFAULT_START_TIME,
+        "Unix time of the first message (default: %(default)s, fixed so that runs repeat)",
+        type=float,
+    )
+    force: bool = option(False, "replace an existing bag", action="store_true")
+    quiet: bool = option(False, "no progress bar", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The grasp-ros-record-sim argument parser."""
     parser = argparse.ArgumentParser(
@@ -302,55 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  grasp-ros-record-sim drop_bag --dropout 1.0:0.8 --storage sqlite3",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("out", help="output bag directory (refused if it exists, unless --force)")
-    parser.add_argument(
-        "--env",
-        choices=sorted(ENVS),
-        help="world (default: the planner model's world with --agent planner, else wall)",
-    )
-    parser.add_argument("--agent", choices=AGENTS, default="expert", help="default: %(default)s")
-    parser.add_argument(
-        "--task-horizon",
-        type=int,
-        default=20,
-        help="task difficulty: its shortest path takes 75-100%% of this many steps "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seeds the task, camera jitter and random agent"
-    )
-    parser.add_argument(
-        "--duration", type=float, help="seconds to simulate (default: 1.5 x task-horizon steps)"
-    )
-    parser.add_argument(
-        "--control-rate", type=float, help="agent steps per second (default: control_rate, 10)"
-    )
-    parser.add_argument("--camera-rate", type=float, default=30.0, help="default: %(default)s Hz")
-    parser.add_argument(
-        "--jitter", type=float, default=0.002, help="capture/transport jitter std, s (%(default)s)"
-    )
-    parser.add_argument(
-        "--latency", type=float, default=0.005, help="capture to bag delay, s (%(default)s)"
-    )
-    parser.add_argument(
-        "--dropout",
-        metavar="START:LENGTH",
-        help="no camera frames for LENGTH seconds from START seconds (exercises the watchdog)",
-    )
-    parser.add_argument(
-        "--image-size", type=int, help="camera image side, px (default: the model's, else 64)"
-    )
-    parser.add_argument(
-        "--storage", choices=sorted(STORAGES), default="mcap", help="default: %(default)s"
-    )
-    parser.add_argument(
-        "--start-time",
-        type=float,
-        default=DEFAULT_START_TIME,
-        help="Unix time of the first message (default: %(default)s, fixed so that runs repeat)",
-    )
-    parser.add_argument("--force", action="store_true", help="replace an existing bag")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_options(parser, RecordOptions)
     add_param_arguments(parser)
     return parser
 
@@ -368,14 +303,14 @@ def _parse_dropout(text: str | None) -> tuple[float, float] | None:
     return values
 
 
-def _setup(args: argparse.Namespace) -> tuple[PointEnv, Policy | PlannerRuntime, float, Task]:
+def _setup(args: RecordOptions) -> tuple[PointEnv, Policy | PlannerRuntime, float, Task]:
     """The world, the agent, the control rate and the task the arguments ask for."""
     for name in ("camera_rate", "task_horizon"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
     if args.jitter < 0 or args.latency < 0:
         raise ValueError("--jitter and --latency must be >= 0")
-    values = params_from_cli(args.params, args.param)
+    values = args.planner_params()
     rate = args.control_rate or values["control_rate"]
     if args.agent != "planner":
         env = make_env(args.env or "wall", image_size=args.image_size or 64)
@@ -395,7 +330,7 @@ def _setup(args: argparse.Namespace) -> tuple[PointEnv, Policy | PlannerRuntime,
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``grasp-ros-record-sim``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = parse(RecordOptions, build_parser(), argv)
     prog = "grasp-ros-record-sim"
     try:
         camera = CameraModel(

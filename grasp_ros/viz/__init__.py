@@ -6,7 +6,7 @@ optimisation variables, the goal last) become a line strip and spheres coloured 
 the serial rollout F^t(s_0, a) a second strip, so the gap between the two shows how far the
 plan still is from dynamically consistent. :func:`decode_mosaic` shows the virtual states as
 the model's decoder sees them. The node turns :class:`MarkerSpec` into visualization_msgs; the
-colours are those of the demo's overlay (`grasp_ros.tools.overlay.time_colors`), so a time step
+colours are those of the demo's overlay (`grasp_ros.viz.overlay.time_colors`), so a time step
 has one colour everywhere.
 """
 
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from grasp_ros.models.base import has_decoder
-from grasp_ros.tools import overlay
+from grasp_ros.viz import overlay
 
 ROLLOUT_RGBA = (*(c / 255 for c in overlay.ROLLOUT_COLOR), 0.9)
 GOAL_RGBA = (*(c / 255 for c in overlay.GOAL_COLOR), 0.9)

@@ -25,7 +25,7 @@ from grasp_ros.control.outputs import positions
 from grasp_ros.envs import PointEnv
 from grasp_ros.models.base import to_tensor
 from grasp_ros.planning import Plan, make_planner
-from grasp_ros.tools.bench_protocol import execute
+from grasp_ros.research.bench_protocol import execute
 
 #: First task seed used for training data (the benchmark samples seeds 0, 1, 2, ...).
 TASK_SEED_OFFSET = 1_000_000

@@ -1,6 +1,6 @@
 """Benchmark statistics and result files: JSON, a Markdown table in the paper's format, plots.
 
-A run's ``results`` dict (built by :mod:`grasp_ros.tools.bench`) holds every task outcome; this
+A run's ``results`` dict (built by :mod:`grasp_ros.research.bench`) holds every task outcome; this
 module summarises it (success rates with Wilson 95% intervals, medians over successful tasks),
 checks the paper's claim at long horizons, and writes ``NAME.json``, ``NAME.md``,
 ``NAME_success.png`` and ``NAME_time.png``.
@@ -136,8 +136,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def markdown(run: dict[str, Any]) -> str:
     """The run as Markdown: per environment the paper's table (success % / median time)."""
-    cfg, results = run["config"], run["results"]
-    planners = cfg["planners"]
+    cfg = run["config"]
     loop = "closed loop (PlannerRuntime)" if cfg["closed_loop"] else "open loop"
     out = [
         f"# grasp-ros-bench: {run['run']}",
@@ -152,62 +151,55 @@ def markdown(run: dict[str, Any]) -> str:
         "Cells: success rate / median time to success over the successful tasks "
         "(lower is better), planner-clock seconds.",
     ]
-    for env, by_h in results.items():
-        horizons = list(by_h)
-        out += ["", f"## {env} (model `{run['models'][env]['spec']}`)", ""]
-        rows = [
-            [
-                f"H={h}",
-                *(
-                    f"{_pct(by_h[h][p]['summary']['success_rate'])} / "
-                    f"{_secs(by_h[h][p]['summary']['median_time_to_success'])}"
-                    for p in planners
-                ),
-            ]
-            for h in horizons
-        ]
+    for env in run["results"]:
+        out += _env_section(run, env)
+    out += _timing_section(run)
+    if run["claims"]:
+        out += _claims_section(run["claims"])
+    return "\n".join(out) + "\n"
+
+
+#: The per-horizon tables of an environment: caption, then the cell from a planner's summary.
+_TABLES: tuple[tuple[str, Any], ...] = (
+    (
+        "",
+        lambda s: f"{_pct(s['success_rate'])} / {_secs(s['median_time_to_success'])}",
+    ),
+    ("Success 95% interval (Wilson):", lambda s: "–".join(_pct(x) for x in s["ci95"])),
+    ("Median iterations / model calls to success:", lambda s: _iters_calls(s)),
+    (
+        "Planner or model? Success in the model (the model's own prediction of the plan's end "
+        "passes the success test) and median distance from the plan's end to the goal in "
+        "world units, true / as the model predicts it. High in-model success with low true "
+        "success means the planner solved the model's problem and the model was wrong:",
+        lambda s: _distances(s),
+    ),
+)
+
+
+def _env_section(run: dict[str, Any], env: str) -> list[str]:
+    """One environment: the per-horizon tables, then the tasks."""
+    by_h, planners = run["results"][env], run["config"]["planners"]
+    out = ["", f"## {env} (model `{run['models'][env]['spec']}`)"]
+    for caption, cell in _TABLES:
+        out += ["", caption, ""] if caption else [""]
+        rows = [[f"H={h}", *(cell(by_h[h][p]["summary"]) for p in planners)] for h in by_h]
         out += _table(["Horizon", *planners], rows)
-        out += ["", "Success 95% interval (Wilson):", ""]
-        rows = [
-            [
-                f"H={h}",
-                *("–".join(_pct(x) for x in by_h[h][p]["summary"]["ci95"]) for p in planners),
-            ]
-            for h in horizons
+    rows = [
+        [
+            f"H={h}",
+            f"{t['optimal_steps_mean']:.1f} ({t['optimal_steps_min']}–{t['optimal_steps_max']})",
+            _pct(t["non_greedy"]),
         ]
-        out += _table(["Horizon", *planners], rows)
-        out += ["", "Median iterations / model calls to success:", ""]
-        rows = [
-            [f"H={h}", *(_iters_calls(by_h[h][p]["summary"]) for p in planners)] for h in horizons
-        ]
-        out += _table(["Horizon", *planners], rows)
-        out += [
-            "",
-            "Planner or model? Success in the model (the model's own prediction of the plan's end "
-            "passes the success test) and median distance from the plan's end to the goal in "
-            "world units, true / as the model predicts it. High in-model success with low true "
-            "success means the planner solved the model's problem and the model was wrong:",
-            "",
-        ]
-        rows = [
-            [f"H={h}", *(_distances(by_h[h][p]["summary"]) for p in planners)] for h in horizons
-        ]
-        out += _table(["Horizon", *planners], rows)
-        tasks = run["tasks"][env]
-        out += ["", "Tasks (shortest path by BFS, in full-speed steps):", ""]
-        out += _table(
-            ["Horizon", "optimal steps (mean, min–max)", "non-greedy"],
-            [
-                [
-                    f"H={h}",
-                    f"{t['optimal_steps_mean']:.1f} ({t['optimal_steps_min']}–"
-                    f"{t['optimal_steps_max']})",
-                    _pct(t["non_greedy"]),
-                ]
-                for h, t in tasks.items()
-            ],
-        )
-    out += [
+        for h, t in run["tasks"][env].items()
+    ]
+    out += ["", "Tasks (shortest path by BFS, in full-speed steps):", ""]
+    return out + _table(["Horizon", "optimal steps (mean, min–max)", "non-greedy"], rows)
+
+
+def _timing_section(run: dict[str, Any]) -> list[str]:
+    """Per-iteration wall time against the horizon, per environment."""
+    out = [
         "",
         "## Per-iteration wall time, as a ratio to the shortest horizon",
         "",
@@ -221,57 +213,49 @@ def markdown(run: dict[str, Any]) -> str:
     ]
     for env, per in run["iteration_seconds"].items():
         horizons = list(next(iter(per.values())))
+        ratio = {p: [per[p][h] / per[p][horizons[0]] for h in horizons] for p in per}
         rows = [
             [
                 p,
                 *(
-                    f"{per[p][h] / per[p][horizons[0]]:.2f} ({1000 * per[p][h]:.1f} ms)"
-                    for h in horizons
+                    f"{r:.2f} ({1000 * per[p][h]:.1f} ms)"
+                    for r, h in zip(ratio[p], horizons, strict=True)
                 ),
             ]
             for p in per
         ]
         out += [f"{env}:", "", *_table(["Planner", *(f"H={h}" for h in horizons)], rows), ""]
-    if run["claims"]:
-        out += [
-            "## Claim check",
-            "",
-            f"At H >= {CLAIM_HORIZON}: GRASP's success rate at least {CLAIM_POINTS:g} points "
-            "above the better of GD and CEM, and its median time to success at most "
-            f"{CLAIM_TIME_RATIO:.2f} of CEM's.",
-            "",
+    return out
+
+
+def _claims_section(claims: list[dict[str, Any]]) -> list[str]:
+    """The paper's claims at long horizons, checked."""
+    rows = [
+        [
+            c["env"],
+            c["horizon"],
+            _pct(c["grasp_success"]),
+            _pct(c["best_rival_success"]),
+            f"{c['points_ahead']:+.0f}",
+            "yes" if c["success_ok"] else "NO",
+            _secs(c["grasp_time"]),
+            _secs(c["cem_time"]),
+            "—" if c["time_ratio"] is None else f"{c['time_ratio']:.2f}",
+            "yes" if c["time_ok"] else "NO",
         ]
-        rows = [
-            [
-                c["env"],
-                c["horizon"],
-                _pct(c["grasp_success"]),
-                _pct(c["best_rival_success"]),
-                f"{c['points_ahead']:+.0f}",
-                "yes" if c["success_ok"] else "NO",
-                _secs(c["grasp_time"]),
-                _secs(c["cem_time"]),
-                "—" if c["time_ratio"] is None else f"{c['time_ratio']:.2f}",
-                "yes" if c["time_ok"] else "NO",
-            ]
-            for c in run["claims"]
-        ]
-        out += _table(
-            [
-                "env",
-                "H",
-                "GRASP",
-                "best of GD/CEM",
-                "points",
-                "success holds",
-                "GRASP time",
-                "CEM time",
-                "ratio",
-                "time holds",
-            ],
-            rows,
-        )
-    return "\n".join(out) + "\n"
+        for c in claims
+    ]
+    header = ["env", "H", "GRASP", "best of GD/CEM", "points", "success holds", "GRASP time"]
+    header += ["CEM time", "ratio", "time holds"]
+    return [
+        "## Claim check",
+        "",
+        f"At H >= {CLAIM_HORIZON}: GRASP's success rate at least {CLAIM_POINTS:g} points "
+        "above the better of GD and CEM, and its median time to success at most "
+        f"{CLAIM_TIME_RATIO:.2f} of CEM's.",
+        "",
+        *_table(header, rows),
+    ]
 
 
 def _protocol(cfg: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from grasp_ros.control import PlannerRuntime, Status
+from grasp_ros.control.episode import EpisodeHooks, Tick, run_episode
 from grasp_ros.control.outputs import positions
 from grasp_ros.envs import PointEnv, Task
 from grasp_ros.models.base import to_tensor
@@ -223,39 +224,45 @@ def run_closed_loop(
         **{f"{base}.{k}": v for k, v in overrides.items()},
     }
     runtime = PlannerRuntime(model, params)
-    obs = env.reset(state=task.start_state)
-    runtime.on_goal(task.goal_image)
-    planning, iterations, calls, cost, error = 0.0, 0, 0, math.nan, ""
-    success, steps = False, 0
-    while steps < task.horizon and not success:
-        now = steps * runtime.period
-        runtime.on_image(obs, now)
-        before = runtime.planner.model_calls
-        cmd = runtime.tick(now)
-        if cmd.status is not Status.OK:
-            error = f"{cmd.status.name}: {cmd.message}"
-            break
-        planning += cmd.solve_time
-        iterations += cmd.iterations
-        calls += runtime.planner.model_calls - before
-        cost = cmd.cost
-        obs = env.step(cmd.action)
-        steps += 1
-        success = env.success(env.state, task.goal_state)
+    effort = _Effort()
+    outcome = run_episode(
+        env,
+        task,
+        runtime,
+        period=runtime.period,
+        max_ticks=task.horizon,
+        hooks=effort,
+        halt_on=[s for s in Status if s is not Status.OK],
+    )
+    last = outcome.last.command if outcome.halted and outcome.last else None
     return TaskResult(
         seed=int(task.seed or 0),
         optimal_steps=task.optimal_steps,
         non_greedy=task.non_greedy,
-        success=success,
-        time_to_success=planning if success else None,
-        iterations=iterations,
-        model_calls=calls,
-        solve_time=planning,
-        cost=float(cost),
-        distance=_distance(env.state, task.goal_state),
-        steps=steps,
-        error=error,
+        success=outcome.success,
+        time_to_success=effort.planning if outcome.success else None,
+        iterations=effort.iterations,
+        model_calls=effort.calls,
+        solve_time=effort.planning,
+        cost=float(effort.cost),
+        distance=_distance(outcome.final_state, task.goal_state),
+        steps=outcome.ticks,
+        error=f"{last.status.name}: {last.message}" if last is not None else "",
     )
+
+
+class _Effort(EpisodeHooks):
+    """Planning effort summed over a closed-loop episode's executed ticks."""
+
+    def __init__(self) -> None:
+        self.planning, self.iterations, self.calls, self.cost = 0.0, 0, 0, math.nan
+
+    def on_tick(self, tick: Tick) -> None:
+        cmd = tick.command
+        self.planning += cmd.solve_time
+        self.iterations += cmd.iterations
+        self.calls += tick.model_calls
+        self.cost = cmd.cost
 
 
 def iteration_seconds(

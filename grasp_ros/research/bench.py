@@ -21,6 +21,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,12 @@ import torch
 from tqdm import tqdm
 
 import grasp_ros
+from grasp_ros.cli import add_options, option, parse
 from grasp_ros.envs import ENVS
 from grasp_ros.models import env_for_model, list_shipped_models, load_world_model
 from grasp_ros.models.loader import CHECKPOINT_DIR, resolve_device
-from grasp_ros.tools import bench_report
-from grasp_ros.tools.bench_protocol import (
+from grasp_ros.research import bench_report
+from grasp_ros.research.bench_protocol import (
     BENCH_PLANNERS,
     build_planner,
     encode_tasks,
@@ -102,8 +104,118 @@ def _model_override(text: str) -> tuple[str, str]:
     return env, spec
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+@dataclass
+class BenchOptions:
+    """grasp-ros-bench's options; those left unset come from the ``--profile``."""
+
+    profile: str = option(
+        "quick",
+        "default settings: 'quick' (about a minute on 2 CPU cores) or 'full' "
+        "(the published table) (default: quick)",
+        choices=sorted(PROFILES),
+    )
+    envs: list[str] | None = option(
+        None,
+        "comma-separated environments, e.g. wall,maze",
+        "--env",
+        type=_csv(str, sorted(ENVS)),
+    )
+    planners: list[str] | None = option(
+        None,
+        "comma-separated planners, e.g. grasp,gd,cem,collocation,grasp-nosync",
+        type=_csv(str, list(BENCH_PLANNERS)),
+    )
+    horizons: list[int] | None = option(
+        None, "comma-separated horizons, e.g. 20,40,60,80", type=_csv(int)
+    )
+    tasks: int | None = option(None, "tasks per horizon (seeds SEED..SEED+N-1)", type=int)
+    seed: int = option(0, "first task seed (default: 0)", type=int)
+    budget_per_step: float | None = option(
+        None,
+        "wall-clock planning budget in seconds per horizon step (budget = this x H)",
+        type=float,
+    )
+    max_iters: int | None = option(None, "iteration cap, the same for every planner", type=int)
+    checks: int | None = option(
+        None,
+        "executions of the current plan in the true environment per budget, evenly "
+        "spaced in planner time (each costs about two model rollouts, off the planner's clock)",
+        type=int,
+    )
+    closed_loop: bool = option(
+        False,
+        "run each task through PlannerRuntime with replanning instead of one open-loop plan",
+        action="store_true",
+    )
+    control_rate: float = option(
+        10.0, "closed loop: replanning rate in Hz (default: 10)", type=float
+    )
+    model: list[tuple[str, str]] = option(
+        [],
+        "world model for ENV instead of the shipped one (a checkpoint path, "
+        "TorchScript file or package.module:factory); repeatable",
+        type=_model_override,
+        action="append",
+        metavar="ENV=SPEC",
+    )
+    device: str = option(
+        "auto", "torch device: cpu, cuda, cuda:N or auto (cuda when present) (default: auto)"
+    )
+    threads: int = option(
+        1,
+        "torch CPU threads; 1 is fastest for these small models on a shared "
+        "CPU, 0 keeps torch's default (default: 1)",
+        type=int,
+    )
+    out: Path = option(Path("bench/results"), "output folder (default: bench/results)", type=Path)
+    name: str | None = option(
+        None, "run name, the stem of the output files (default: PROFILE-YYYYmmdd-HHMMSS)"
+    )
+    #: The world model spec of each environment (``--model`` where given, else the shipped one).
+    models: dict[str, str] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        for key, value in PROFILES[self.profile].items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
+        given = dict(self.model)
+        self.models = {env: given.get(env, env) for env in self.envs}
+        self.horizons = sorted(set(self.horizons))
+        self.name = self.name or f"{self.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def problems(self) -> list[str]:
+        """What is wrong with these options, the first thing first."""
+        rules = [
+            (self.tasks >= 1, "--tasks must be at least 1"),
+            (all(h >= 1 for h in self.horizons), "--horizons must be positive integers"),
+            (self.budget_per_step > 0, "--budget-per-step must be positive"),
+            (self.max_iters >= 1, "--max-iters must be at least 1"),
+            (self.checks >= 1, "--checks must be at least 1"),
+            (self.control_rate > 0, "--control-rate must be positive"),
+            (self.threads >= 0, "--threads must be 0 or more"),
+            (
+                self.device in ("auto", "cpu") or self.device.startswith("cuda"),
+                f"--device {self.device!r}: use cpu, cuda, cuda:N or auto",
+            ),
+            (
+                not self.device.startswith("cuda") or torch.cuda.is_available(),
+                f"--device {self.device}: no CUDA GPU is available here; use --device cpu",
+            ),
+            (
+                not set(dict(self.model)) - set(self.envs),
+                f"--model for {sorted(set(dict(self.model)) - set(self.envs))}, which is not "
+                f"among --env {','.join(self.envs)}",
+            ),
+            (
+                self.name.replace("-", "").replace("_", "").replace(".", "").isalnum(),
+                f"--name {self.name!r}: use letters, digits, '-', '_' and '.' only",
+            ),
+        ]
+        return [message for ok, message in rules if not ok]
+
+
+def parse_args(argv: list[str] | None) -> BenchOptions:
+    parser = argparse.ArgumentParser(
         prog="grasp-ros-bench",
         description="Benchmark GRASP against GD, CEM, collocation and GRASP's ablations on the "
         "shipped world models: success rate and median time to success per "
@@ -112,112 +224,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog="; ".join(f"--profile {k} means {_as_flags(v)}" for k, v in PROFILES.items())
         + f". Planners: {', '.join(BENCH_PLANNERS)}.",
     )
-    p.add_argument(
-        "--profile",
-        choices=sorted(PROFILES),
-        default="quick",
-        help="default settings: 'quick' (about a minute on 2 CPU cores) or 'full' "
-        "(the published table) (default: quick)",
-    )
-    p.add_argument(
-        "--env",
-        type=_csv(str, sorted(ENVS)),
-        dest="envs",
-        help="comma-separated environments, e.g. wall,maze",
-    )
-    p.add_argument(
-        "--planners",
-        type=_csv(str, list(BENCH_PLANNERS)),
-        help="comma-separated planners, e.g. grasp,gd,cem,collocation,grasp-nosync",
-    )
-    p.add_argument("--horizons", type=_csv(int), help="comma-separated horizons, e.g. 20,40,60,80")
-    p.add_argument("--tasks", type=int, help="tasks per horizon (seeds SEED..SEED+N-1)")
-    p.add_argument("--seed", type=int, default=0, help="first task seed (default: 0)")
-    p.add_argument(
-        "--budget-per-step",
-        type=float,
-        help="wall-clock planning budget in seconds per horizon step (budget = this x H)",
-    )
-    p.add_argument("--max-iters", type=int, help="iteration cap, the same for every planner")
-    p.add_argument(
-        "--checks",
-        type=int,
-        help="executions of the current plan in the true environment per budget, evenly "
-        "spaced in planner time (each costs about two model rollouts, off the planner's clock)",
-    )
-    p.add_argument(
-        "--closed-loop",
-        action="store_true",
-        help="run each task through PlannerRuntime with replanning instead of one open-loop plan",
-    )
-    p.add_argument(
-        "--control-rate",
-        type=float,
-        default=10.0,
-        help="closed loop: replanning rate in Hz (default: 10)",
-    )
-    p.add_argument(
-        "--model",
-        type=_model_override,
-        action="append",
-        default=[],
-        metavar="ENV=SPEC",
-        help="world model for ENV instead of the shipped one (a checkpoint path, "
-        "TorchScript file or package.module:factory); repeatable",
-    )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="torch device: cpu, cuda, cuda:N or auto (cuda when present) (default: auto)",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads; 1 is fastest for these small models on a shared "
-        "CPU, 0 keeps torch's default (default: 1)",
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("bench/results"),
-        help="output folder (default: bench/results)",
-    )
-    p.add_argument(
-        "--name", help="run name, the stem of the output files (default: PROFILE-YYYYmmdd-HHMMSS)"
-    )
-    args = p.parse_args(argv)
-    for key, value in PROFILES[args.profile].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    rules = [
-        (args.tasks >= 1, "--tasks must be at least 1"),
-        (all(h >= 1 for h in args.horizons), "--horizons must be positive integers"),
-        (args.budget_per_step > 0, "--budget-per-step must be positive"),
-        (args.max_iters >= 1, "--max-iters must be at least 1"),
-        (args.checks >= 1, "--checks must be at least 1"),
-        (args.control_rate > 0, "--control-rate must be positive"),
-        (args.threads >= 0, "--threads must be 0 or more"),
-        (
-            args.device in ("auto", "cpu") or args.device.startswith("cuda"),
-            f"--device {args.device!r}: use cpu, cuda, cuda:N or auto",
-        ),
-    ]
-    for ok, message in rules:
-        if not ok:
-            p.error(message)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: no CUDA GPU is available here; use --device cpu")
-    models = dict(args.model)
-    unknown = sorted(set(models) - set(args.envs))
-    if unknown:
-        p.error(f"--model for {unknown}, which is not among --env {','.join(args.envs)}")
-    args.models = {env: models.get(env, env) for env in args.envs}
-    args.horizons = sorted(set(args.horizons))
-    args.name = args.name or f"{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not args.name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        p.error(f"--name {args.name!r}: use letters, digits, '-', '_' and '.' only")
-    return args
+    add_options(parser, BenchOptions)
+    return parse(BenchOptions, parser, argv)
 
 
 def machine_info() -> dict[str, Any]:
@@ -296,7 +304,7 @@ def task_stats(tasks: list[Any]) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: BenchOptions) -> dict[str, Any]:
     """The whole benchmark; returns the run dict that :func:`bench_report.write_results` saves."""
     if args.threads:
         torch.set_num_threads(args.threads)

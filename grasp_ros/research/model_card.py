@@ -1,0 +1,148 @@
+"""The model card shipped beside each checkpoint: how it was trained and how good it is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grasp_ros.research.fidelity import ROLLOUT_STEPS
+from grasp_ros.research.training import DOT_WEIGHT
+
+
+def model_card(training: dict[str, Any], m: dict[str, float], defaults: dict[str, Any]) -> str:
+    """The markdown model card from the training arguments and the measured metrics."""
+    t = training
+    env = t["env"]
+    frames = t["episodes"] * (t["episode_length"] + 1)
+    card = f"""# Reference world model: `{env}`
+
+Trained by `{_command(t, defaults)}` (grasp_ros.research.train) in
+{m["train_seconds"] / 60:.1f} min on a shared 2-core CPU ({t["threads"]} torch thread).
+Load it with `grasp_ros.models.load_world_model('{env}')`; `env_for_model(model)` builds the
+matching environment.
+
+## Model
+`ReferenceWorldModel`: {t["image_size"]}x{t["image_size"]} RGB image -> {t["latent_dim"]}-d
+latent (CNN at 32x32), residual MLP dynamics `z' = z + f([z, a])` (3 x {t["hidden_dim"]}, SiLU{
+        ", action-gated: f = M(z, a) a, exactly still at a = 0" if t.get("action_gated") else ""
+    }),
+transposed-CNN decoder, position head `project()` returning `(x, y, 0)` in world units (64-unit
+arena, x = image column, y = image row).
+
+## Data
+{t["episodes"]} random-exploration episodes x {t["episode_length"]} steps ({frames} frames) in
+`{env}` (`random_rollouts`: starts from `env.exploration_states`, actions half uniform in
+[-1, 1]^2 and half full speed, a share {t.get("still_prob", 0.0):g} zero (standing still), held for
+a random number of steps with switch probability 0.15), seed {t["seed"]}. Held out:
+{t["eval_episodes"]} episodes from seed {t["seed"] + 10_000}.
+
+## Training
+{_representation_text(t)}2. Dynamics, {t["dynamics_steps"]} steps of {
+        t["rollout_batch_size"]
+    } open-loop rollouts of
+   {t["rollout_steps"]} steps on frozen latents.
+{_planner_rounds_text(t)}Final training rollout MSE: {m["final_rollout_loss"]:.2e}.{_init_text(t)}
+
+## Held-out accuracy
+| metric | value |
+|---|---|
+| latent variance (mean per element) | {m["latent_variance"]:.4f} |
+| 1-step latent MSE (normalised) | {m["latent_mse_1step"]:.2e} ({m["latent_nmse_1step"]:.2e}) |
+| 10-step open-loop latent MSE (normalised) | {m["latent_mse_10step"]:.2e} \
+({m["latent_nmse_10step"]:.2e}) |
+| 1-step predicted position error (via `project`) | {m["position_error_1step"]:.2f} units |
+| 10-step predicted position error (via `project`) | {m["position_error_10step"]:.2f} units |
+| `project()` error on encoded frames | {m["projection_error"]:.2f} units |
+| decoder MSE / PSNR | {m["decoder_mse"]:.2e} / {m["decoder_psnr_db"]:.1f} dB |
+| decoded dot position error | {m["decoded_dot_error"]:.2f} units |
+| corr(latent distance, state distance) | {m["geometry_corr"]:.3f} |
+| latent variance in top 3 principal directions | {100 * m["variance_top3"]:.1f}% |
+
+Normalised MSE is MSE divided by the latent variance. One step moves the agent up to 2 units.
+
+## Long-horizon fidelity (`grasp_ros.research.fidelity`, world units, median / 90th percentile)
+| check | value |
+|---|---|
+{_fidelity_rows(m)}
+
+Open-loop plans of 50-80 steps only work if these stay well inside the success radius.
+
+## Speed (CPU, batch 200, 1 thread)
+`forward`: {m["forward_ms_b200"]:.2f} ms; forward + backward: \
+{m["forward_backward_ms_b200"]:.2f} ms.
+"""
+    if "planning_horizon" in m:
+        h, n = int(m["planning_horizon"]), int(m["planning_tasks"])
+        rows = "\n".join(
+            f"| {name} | {100 * m[f'planning_success_{name}']:.0f}% | "
+            f"{m[f'planning_seconds_{name}']:.2f} s |"
+            for name in ("grasp", "gd", "cem")
+            if f"planning_success_{name}" in m
+        )
+        card += f"""
+## Planning check
+{n} tasks `env.sample_task({h}, seed=i)`, i < {n}; each planner with its default settings plans
+from the start image's latent to the goal image's latent at horizon {h}, and the plan is run open
+loop in the true environment (success: final position within the success radius).
+
+| planner | success | median solve time |
+|---|---|---|
+{rows}
+"""
+    return card
+
+
+def _command(t: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """The command line that trains this model: the arguments that differ from the defaults."""
+    words = [f"grasp-ros-train {t['env']}", f"--seed {t['seed']}"]
+    for key, value in t.items():
+        if key in ("env", "seed", "out", "resume") or defaults.get(key) == value:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag[2:])
+        else:
+            words.append(f"{flag} {value}")
+    return " ".join(words)
+
+
+def _planner_rounds_text(t: dict[str, Any]) -> str:
+    rounds = t.get("planner_rounds", 0)
+    if not rounds:
+        return ""
+    return (
+        f"3. Planner-in-the-loop data ({rounds} rounds, `grasp_ros.research.planner_data`): each "
+        f"round GRASP, GD and CEM plan {t['planner_tasks']} sampled tasks (seeds far from the "
+        f"benchmark's) in the current model, the plans run in the true world with N(0, 0.1) "
+        f"action noise, and the dynamics trains {t['round_steps']} more steps with "
+        f"{100 * t['planner_share']:.0f}% of each batch from these episodes.\n"
+    )
+
+
+def _representation_text(t: dict[str, Any]) -> str:
+    if t["representation_steps"] == 0 and t.get("init"):
+        return (
+            f"1. Representation: encoder, decoder and position head taken unchanged from "
+            f"`{t['init']}` (`--init`; see that model's card for how they were trained).\n"
+        )
+    return (
+        f"1. Representation, {t['representation_steps']} steps of {2 * t['batch_size']} "
+        f"frames:\n   reconstruction (BCE, dot pixels x{DOT_WEIGHT:g}) + position head + "
+        f"geometry loss\n   (latent RMS distance matched to state distance in arena units).\n"
+    )
+
+
+def _init_text(t: dict[str, Any]) -> str:
+    if not t.get("init") or t["representation_steps"] == 0:
+        return ""
+    return f"\nInitial weights: `{t['init']}` (`--init`)."
+
+
+def _fidelity_rows(m: dict[str, float]) -> str:
+    rows = [(f"position error after {k} random steps", f"rollout_error_{k}") for k in ROLLOUT_STEPS]
+    rows += [
+        ("drift over 40 zero actions", "idle_drift"),
+        ("error after 10 steps pushing into a wall", "wall_leak"),
+    ]
+    return "\n".join(
+        f"| {label} | {m[key]:.2f} / {m[key + '_p90']:.2f} |" for label, key in rows if key in m
+    )

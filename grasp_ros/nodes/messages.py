@@ -1,6 +1,6 @@
 """rclpy messages from the plain values the ROS-free modules compute.
 
-Every field value comes from `grasp_ros.control.outputs`, `grasp_ros.nodes.values` or
+Every field value comes from `grasp_ros.control` (outputs, cmd_vel, diagnostics) or
 `grasp_ros.viz`, the functions the offline tools write bags with, so a live topic and a recorded
 one carry the same numbers. Generated message classes check types strictly (a ``float32`` field
 takes a Python ``float``, a ``float32[]`` an ``array.array('f')``), hence the conversions here.
@@ -25,9 +25,9 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from grasp_ros.control.diagnostics import Diagnostic
 from grasp_ros.io import images
 from grasp_ros.msg import ActionCommand, PlannerStatus, VirtualTrajectory
-from grasp_ros.nodes import values as V
 from grasp_ros.viz import MarkerSpec
 
 try:
@@ -134,7 +134,7 @@ def trajectory_msg(fields: Mapping[str, Any], hdr: Header) -> VirtualTrajectory:
 
 
 def twist_msg(values: Mapping[str, float]) -> Twist:
-    """geometry_msgs/Twist from `grasp_ros.nodes.values.twist_from_action`."""
+    """geometry_msgs/Twist from `grasp_ros.control.cmd_vel.twist_from_action`."""
     twist = Twist()
     twist.linear.x, twist.linear.y = values["linear_x"], values["linear_y"]
     twist.angular.z = values["angular_z"]
@@ -142,7 +142,7 @@ def twist_msg(values: Mapping[str, float]) -> Twist:
 
 
 def diagnostic_array(
-    diag: V.Diagnostic, stamp: TimeMsg, name: str, hardware_id: str
+    diag: Diagnostic, stamp: TimeMsg, name: str, hardware_id: str
 ) -> DiagnosticArray:
     """diagnostic_msgs/DiagnosticArray holding one status (``level`` is a ``byte`` field)."""
     levels = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)

@@ -31,7 +31,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from grasp_ros.control import PlannerRuntime, Status
+from grasp_ros.control import PlannerRuntime, Status, cmd_vel, diagnostics
 from grasp_ros.control.outputs import (
     action_fields,
     plan_stamp,
@@ -44,7 +44,6 @@ from grasp_ros.io.messages import time_to_sec
 from grasp_ros.msg import ActionCommand, PlannerStatus, VirtualTrajectory
 from grasp_ros.nodes import messages as M
 from grasp_ros.nodes import ros
-from grasp_ros.nodes import values as V
 
 #: Seconds of ROS time between two /diagnostics messages.
 DIAGNOSTICS_PERIOD = 1.0
@@ -56,7 +55,7 @@ class PlannerNode(Node):
     def __init__(self) -> None:
         super().__init__("planner_node")
         self.runtime = PlannerRuntime.from_params(ros.declare(self, SCHEMA.values()))
-        V.check_twist_mapping(self.runtime.params, self.runtime.model.action_dim)
+        cmd_vel.check_twist_mapping(self.runtime.params, self.runtime.model.action_dim)
         self._lock = threading.Lock()
         self._outbox = threading.Lock()
         self._inbox_lock = threading.Lock()
@@ -137,7 +136,7 @@ class PlannerNode(Node):
         if params["cmd_vel.enabled"]:
             if self._twist_pub is None:
                 self._twist_pub = self.create_publisher(Twist, "cmd_vel", 10)
-            self._twist_pub.publish(M.twist_msg(V.twist_from_action(cmd.action, params)))
+            self._twist_pub.publish(M.twist_msg(cmd_vel.twist_from_action(cmd.action, params)))
         if cmd.plan is not None and self._plan_pub.get_subscription_count() > 0:
             fields = trajectory_fields(cmd.plan, self.runtime.model)
             hdr = M.header(M.time_msg(plan_stamp(cmd)), params["frame_id"])
@@ -170,7 +169,7 @@ class PlannerNode(Node):
         if t - t0 < DIAGNOSTICS_PERIOD:
             return
         params, device = self.runtime.params, str(self.runtime.device)
-        diag = V.diagnostic(
+        diag = diagnostics.diagnostic(
             cmd,
             stats.summary(),
             rate=(stats.ticks - ticks) / (t - t0),
@@ -186,7 +185,9 @@ class PlannerNode(Node):
     # -- parameters, services, shutdown -----------------------------------------------------
     def _apply(self, changes: dict[str, Any]) -> None:
         with self._lock:
-            V.check_twist_mapping({**self.runtime.params, **changes}, self.runtime.model.action_dim)
+            cmd_vel.check_twist_mapping(
+                {**self.runtime.params, **changes}, self.runtime.model.action_dim
+            )
             ok, reason = self.runtime.set_params(changes)
             if not ok:
                 raise ValueError(reason)

@@ -21,8 +21,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
+from grasp_ros.control import node_params as P
 from grasp_ros.control.params import ParamSpec
-from grasp_ros.nodes import parameters as P
 from grasp_ros.nodes import signals
 
 #: Camera images: only the newest matters, and a lost one is replaced by the next.

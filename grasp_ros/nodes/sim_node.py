@@ -19,13 +19,13 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from grasp_ros.control.cmd_vel import TWIST_FIELDS, action_from_twist
+from grasp_ros.control.node_params import SIM_SCHEMA
 from grasp_ros.envs import make_env
 from grasp_ros.io import sim_topics as T
 from grasp_ros.msg import ActionCommand
 from grasp_ros.nodes import messages as M
 from grasp_ros.nodes import ros
-from grasp_ros.nodes.parameters import SIM_SCHEMA
-from grasp_ros.nodes.values import TWIST_FIELDS, action_from_twist
 
 
 class SimNode(Node):

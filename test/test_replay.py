@@ -551,14 +551,26 @@ def _cut_sqlite(src: Path, dst: Path) -> Path:
         (["--goal-topic", "sim/pose"], "has type geometry_msgs/msg/PoseStamped, expected"),
         (["--rate-scale", "2"], "--rate-scale only changes the wall-clock budget"),
         (["--realtime-budget", "--rate-scale", "2000"], "effective control_rate 20000"),
-        (["-p", "budget=deadline"], "set the budget with --realtime-budget"),
-        (["-p", "horizon"], "expected NAME=VALUE"),
-        (["--params", "missing.yaml"], "parameters file missing.yaml does not exist"),
         (["--goal-image", "missing.png"], "no image file missing.png"),
     ],
 )
 def test_bad_arguments_give_one_error_line(bags, capsys, args, needle) -> None:
     assert R.main([str(bags["mcap"]), "--quiet", *FAST_ARGS, *args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("grasp-ros-replay: error:") and needle in err, err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["-p", "budget=deadline"], "set the budget with --realtime-budget"),
+        (["-p", "horizon"], "expected NAME=VALUE"),
+        (["--params", "missing.yaml"], "parameters file missing.yaml does not exist"),
+    ],
+)
+def test_bad_parameters_exit_with_usage_status(bags, capsys, args, needle) -> None:
+    assert R.main([str(bags["mcap"]), "--quiet", *FAST_ARGS, *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("grasp-ros-replay: error:") and needle in err, err
     assert len(err.splitlines()) == 1

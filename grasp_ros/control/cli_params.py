@@ -57,8 +57,8 @@ def params_from_cli(path: str | None, overrides: Sequence[str]) -> dict[str, Any
     """Flat parameters: the schema defaults, then the file, then the ``NAME=VALUE`` overrides.
 
     Raises:
-        ValueError: a malformed override or an unknown or invalid parameter.
-        FileNotFoundError: the parameters file does not exist.
+        ParamsError: the file is missing or malformed, an override is malformed, or a name
+            is unknown or a value invalid.
     """
     values = schema.defaults()
     if path:
@@ -66,10 +66,12 @@ def params_from_cli(path: str | None, overrides: Sequence[str]) -> dict[str, Any
     for item in overrides:
         name, sep, text = item.partition("=")
         if not sep or not name:
-            raise ValueError(f"-p {item!r}: expected NAME=VALUE, e.g. -p horizon=20")
+            raise schema.ParamsError(f"-p {item!r}: expected NAME=VALUE, e.g. -p horizon=20")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ValueError(f"-p {item!r}: the value is not valid YAML: {exc}") from exc
+            raise schema.ParamsError(
+                f"-p {item!r}: the value is not valid YAML: {schema.describe_yaml_error(exc)}"
+            ) from None
         values.update(schema.validate({name.strip(): value}))
     return values

@@ -10,19 +10,29 @@ e.g. ``grasp.goal_weight`` or ``cem.samples``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from grasp_ros.models.compiled import COMPILE_MODES
+from grasp_ros.models.loader import check_device_name
 from grasp_ros.planning import PLANNERS
 from grasp_ros.planning.base import check_value
 from grasp_ros.planning.plan import PAD_MODES
 
 # Planner knobs the runtime sets itself: the seed is global and iterations come from the budget.
 _RUNTIME_OWNED = ("seed", "iterations")
+
+
+class ParamsError(ValueError):
+    """A parameters file or value that is wrong: the user's input, not a fault of the program.
+
+    A ValueError, so every caller that handles bad values handles it; the command-line tools
+    exit with status 2 on it, as argparse does for a bad flag.
+    """
 
 
 @dataclass(frozen=True)
@@ -38,11 +48,18 @@ class ParamSpec:
     choices: tuple[str, ...] | None = None
     read_only: bool = False
     rebuilds_planner: bool = False
+    #: A check beyond type and range: returns the value or raises ValueError saying why not.
+    valid: Callable[[Any], Any] | None = None
 
     def check(self, value: Any) -> Any:
         """The value coerced to this parameter's type, or ValueError saying why not."""
         value = _coerce(self, value)
-        check_value(self.name, value, self.low, self.high, self.choices)
+        try:
+            check_value(self.name, value, self.low, self.high, self.choices)
+            if self.valid is not None:
+                value = self.valid(value)
+        except ValueError as exc:
+            raise ParamsError(str(exc)) from None
         return value
 
 
@@ -65,8 +82,16 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
         ):
             return [float(v) for v in value]
-    kind = "list of numbers" if want is list else want.__name__
-    raise ValueError(f"{spec.name} must be a {kind}, got {value!r} ({type(value).__name__})")
+    raise ParamsError(f"{spec.name} must be {_KINDS[want]}, got {value!r} ({type(value).__name__})")
+
+
+_KINDS = {
+    bool: "a bool",
+    int: "an int",
+    float: "a float",
+    str: "a string",
+    list: "a list of numbers",
+}
 
 
 def _p(name: str, type_: type, default: Any, description: str, **kw: Any) -> ParamSpec:
@@ -88,6 +113,7 @@ _BASE = (
         "auto",
         "torch device: 'auto' (cuda when present), 'cpu', 'cuda', 'cuda:N'",
         read_only=True,
+        valid=check_device_name,
     ),
     _p(
         "cpu_threads",
@@ -96,6 +122,15 @@ _BASE = (
         "torch intra-op threads on CPU (0: torch's default); small models plan fastest on one",
         low=0,
         high=256,
+        read_only=True,
+    ),
+    _p(
+        "compile",
+        str,
+        "off",
+        "torch.compile the model's forward for planning: 'off' or a torch.compile mode "
+        "('reduce-overhead' adds CUDA graphs); compiles at start-up, pays on a GPU if at all",
+        choices=COMPILE_MODES,
         read_only=True,
     ),
     _p(
@@ -114,6 +149,15 @@ _BASE = (
         low=1,
         high=1000,
         rebuilds_planner=True,
+    ),
+    _p(
+        "memory_limit_mb",
+        float,
+        0.0,
+        "refuse a horizon and planner settings whose estimated memory exceeds this (MiB; "
+        "0: half of the device's memory)",
+        low=0.0,
+        high=1e9,
     ),
     _p("control_rate", float, 10.0, "control ticks per second (Hz)", low=0.1, high=1000.0),
     _p(
@@ -234,11 +278,15 @@ def defaults() -> dict[str, Any]:
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts (as YAML writes them) to dotted names: {'grasp': {'x': 1}} -> 'grasp.x'."""
+    """Nested dicts (as YAML writes them) to dotted names: {'grasp': {'x': 1}} -> 'grasp.x'.
+
+    An empty mapping stays a value (``horizon: {}``), so validation refuses it instead of
+    its name vanishing.
+    """
     flat: dict[str, Any] = {}
     for key, value in params.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and value:
             flat.update(flatten(value, name + "."))
         else:
             flat[name] = value
@@ -247,10 +295,15 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def validate(params: Mapping[str, Any]) -> dict[str, Any]:
     """Check names, types and ranges; returns the coerced values or raises ValueError."""
+    if not isinstance(params, Mapping):
+        raise ParamsError(
+            f"parameters must be a mapping of parameter names to values, got {params!r} "
+            f"({type(params).__name__})"
+        )
     flat = flatten(params)
     unknown = sorted(set(flat) - set(SCHEMA))
     if unknown:
-        raise ValueError(
+        raise ParamsError(
             f"unknown parameter(s) {unknown}; see config/planner.yaml for the valid names"
         )
     return {name: SCHEMA[name].check(value) for name, value in flat.items()}
@@ -268,17 +321,39 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     """Read a ROS 2 parameters YAML (``node: {ros__parameters: {...}}``) or a plain mapping.
 
     Returns flat, dotted names. Only the first node's block is read when several are given.
+
+    Raises:
+        ParamsError: the file is missing, unreadable, not YAML or not a mapping; the message
+            names the file (and, for YAML, the line).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"parameters file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+        raise ParamsError(f"parameters file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {describe_yaml_error(exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"{path}: cannot read the parameters file: {exc}") from None
     if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: expected a mapping of parameters, got {type(data).__name__}")
+        raise ParamsError(f"{path}: expected a mapping of parameters, got {type(data).__name__}")
     for block in data.values():
         if isinstance(block, Mapping) and "ros__parameters" in block:
             return flatten(block["ros__parameters"])
     return flatten(data)
+
+
+def describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """PyYAML's complaint in one line, with 1-based lines (its own text names no file)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem is None or mark is None:
+        return " ".join(str(exc).split())
+    text = f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start is not None:
+        text += f" ({context} started at line {start.line + 1}, column {start.column + 1})"
+    return text
 
 
 def to_yaml(node: str = "/**") -> str:

@@ -26,7 +26,10 @@ import torch
 from torch import nn
 
 from grasp_ros.control import params as schema
+from grasp_ros.control.inputs import check_goal, check_image, check_time
+from grasp_ros.control.memory import check_memory, saved_bytes_per_sample
 from grasp_ros.models.base import to_tensor
+from grasp_ros.models.compiled import compile_forward
 from grasp_ros.planning import Plan, Planner, make_planner
 
 
@@ -115,10 +118,15 @@ class PlannerRuntime:
     """Closed-loop planning at a fixed rate with warm starts (see the module docstring)."""
 
     def __init__(self, model: nn.Module, params: Mapping[str, Any] | None = None) -> None:
-        self.model = model.eval()
+        # Planning differentiates with respect to actions and states only; weight gradients
+        # would cost time in every iteration and pile up in the weights' .grad.
+        self.model = model.eval().requires_grad_(False)
         self.params = schema.defaults()
-        self.params.update(schema.validate(params or {}))
+        self.params.update(schema.validate({} if params is None else params))
         self._check_action_params(self.params)
+        self._per_sample = saved_bytes_per_sample(self.model)
+        check_memory(self.params, self.model, self._per_sample)
+        self._planning_model = compile_forward(self.model, self.params["compile"])
         self.planner = self._build_planner(self.params)
         self.stats = RuntimeStats()
         self._image: np.ndarray | None = None
@@ -145,13 +153,7 @@ class PlannerRuntime:
         values.update(schema.validate(params))
         if values["cpu_threads"] > 0:
             torch.set_num_threads(values["cpu_threads"])
-        device = None if values["device"] == "auto" else values["device"]
-        if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(
-                f"device '{device}' was requested but this torch build sees no CUDA GPU; "
-                "use device 'auto' or 'cpu'"
-            )
-        runtime = cls(load_world_model(values["model"], device=device), values)
+        runtime = cls(load_world_model(values["model"], device=values["device"]), values)
         runtime.warmup()
         return runtime
 
@@ -161,14 +163,17 @@ class PlannerRuntime:
         torch's first forward and backward passes are far slower than later ones (about 2 s
         against 10 ms measured with the analytic model), so without this the robot's first
         tick would miss its deadline. Planning is a pure function of its inputs, so this
-        changes no later result.
+        changes no later result. With ``compile`` on, the plan runs the planner's whole
+        iteration cap, so that every shape the planner calls the model with (GRASP's serial
+        syncs too) is compiled here rather than inside a tick.
         """
         t0 = time.perf_counter()
         size = getattr(self.model, "image_size", None) or 64
         h, w = (size, size) if isinstance(size, int) else size
         with torch.no_grad():
             z = self._encode_image(np.zeros((h, w, 3), dtype=np.uint8))
-        self.planner.plan(z, z, max_iters=2)
+        compiled = self.params["compile"] != "off"
+        self.planner.plan(z, z, max_iters=None if compiled else 2)
         return time.perf_counter() - t0
 
     # -- inputs -----------------------------------------------------------------------------
@@ -186,10 +191,10 @@ class PlannerRuntime:
         A slightly older image than the one held arrived out of order and is ignored; one
         older by more than ``image_timeout`` means the clock jumped back (a looping bag, a
         simulator reset), so it is taken and the warm start, planned in the old timeline, is
-        dropped. A malformed image raises ValueError and leaves the held image untouched, so
-        it goes stale on its own.
+        dropped. A malformed image or stamp raises ValueError and leaves the held image
+        untouched, so it goes stale on its own.
         """
-        image = _check_image(image)
+        image, stamp = check_image(image), check_time("stamp", stamp)
         if stamp < self._image_stamp:
             if self._image_stamp - stamp <= self.params["image_timeout"]:
                 return
@@ -200,20 +205,10 @@ class PlannerRuntime:
         """Set the goal: an RGB ``uint8 [H, W, 3]`` image, or a latent ``[*latent_shape]``.
 
         A new goal drops the warm start (the old plan aims elsewhere). Encoding happens once,
-        on the next tick.
+        on the next tick. Anything else raises ValueError and changes nothing.
         """
-        if isinstance(goal, np.ndarray) and goal.dtype == np.uint8:
-            self._goal = _check_image(goal)
-        else:
-            latent = torch.as_tensor(goal, dtype=torch.float32)
-            if tuple(latent.shape) != tuple(self.model.latent_shape):
-                raise ValueError(
-                    f"goal latent has shape {tuple(latent.shape)}, the model's latent_shape is "
-                    f"{tuple(self.model.latent_shape)}; pass an RGB uint8 image or a latent"
-                )
-            if not torch.isfinite(latent).all():
-                raise ValueError("goal latent contains NaN or inf")
-            self._goal = latent
+        check_time("stamp", stamp)
+        self._goal = check_goal(goal, tuple(self.model.latent_shape))
         self._goal_latent = None
         self._warm = None
 
@@ -225,7 +220,12 @@ class PlannerRuntime:
 
     # -- the control tick -------------------------------------------------------------------
     def tick(self, now: float) -> Command:
-        """Plan from the newest image to the goal and return the action to send now."""
+        """Plan from the newest image to the goal and return the action to send now.
+
+        ``now`` must be a finite number of seconds (ValueError otherwise, and nothing changes):
+        a NaN clock would make every image look fresh.
+        """
+        now = check_time("now", now)
         t0 = time.perf_counter()
         self._tick += 1
         try:
@@ -246,9 +246,16 @@ class PlannerRuntime:
         age = self._image_age(now)
         if self._image is None:
             return self.stop_command(now, Status.NO_IMAGE, "no camera image received yet", age)
-        if age > self.params["image_timeout"]:
+        timeout = self.params["image_timeout"]
+        if age > timeout:
+            msg = f"camera image is {age:.3f} s old (image_timeout {timeout} s)"
+            return self.stop_command(now, Status.STALE_IMAGE, msg, age)
+        if age < -timeout:
+            # An image from the future never goes stale: the watchdog would never fire.
             msg = (
-                f"camera image is {age:.3f} s old (image_timeout {self.params['image_timeout']} s)"
+                f"camera image is stamped {-age:.3f} s in the future of the clock (more than "
+                f"image_timeout {timeout} s): clock skew between camera and planner; check "
+                "time sync and use_sim_time"
             )
             return self.stop_command(now, Status.STALE_IMAGE, msg, age)
         if self._goal is None:
@@ -356,13 +363,16 @@ class PlannerRuntime:
     def set_params(self, changes: Mapping[str, Any]) -> tuple[bool, str]:
         """Apply parameter changes atomically: all of them, or none with the reason.
 
-        Read-only parameters (``model``, ``device``, ``cpu_threads``) are refused; a change to
+        Read-only parameters (``model``, ``device``, ``cpu_threads``, ``compile``) are refused,
+        and so is a configuration whose estimated memory exceeds ``memory_limit_mb``; a change to
         the planner, the horizon, the seed or a planner setting builds a new planner first, so
         an invalid combination (say CEM elites > samples) is refused before anything changes.
         """
         try:
             values = schema.validate(changes)
         except ValueError as exc:
+            if not isinstance(changes, Mapping):
+                raise  # not a bad value but a caller's bug: the error says what is expected
             return False, str(exc)
         for name, value in values.items():
             if schema.SCHEMA[name].read_only and value != self.params[name]:
@@ -370,6 +380,7 @@ class PlannerRuntime:
         candidate = {**self.params, **values}
         try:
             self._check_action_params(candidate)
+            check_memory(candidate, self.model, self._per_sample)
             planner = (
                 self._build_planner(candidate)
                 if any(schema.SCHEMA[n].rebuilds_planner for n in values)
@@ -382,7 +393,7 @@ class PlannerRuntime:
 
     def _build_planner(self, params: Mapping[str, Any]) -> Planner:
         config = schema.planner_config(params, params["planner"])
-        return make_planner(params["planner"], self.model, params["horizon"], **config)
+        return make_planner(params["planner"], self._planning_model, params["horizon"], **config)
 
     def _check_action_params(self, params: Mapping[str, Any]) -> None:
         dim = int(self.model.action_dim)
@@ -391,15 +402,3 @@ class PlannerRuntime:
                 f"stop_action has {len(params['stop_action'])} values, the model's actions "
                 f"have {dim} (or leave it empty for zeros)"
             )
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(
-            f"image must be RGB uint8 [H, W, 3], got {image.dtype} {list(image.shape)}"
-        )
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image is empty: {list(image.shape)}")
-    return image

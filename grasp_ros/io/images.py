@@ -19,7 +19,11 @@ so this module follows cv_bridge's conversion to ``rgb8`` (``cv_bridge/src/cv_br
   Image so the result is always ``uint8``.
 
 One deliberate leniency, shared with cv_bridge's Python ``imgmsg_to_cv2``: ``data`` may be longer
-than ``height * step``; the extra bytes are ignored.
+than ``height * step``; the extra bytes are ignored. Two deliberate refusals, where cv_bridge
+would try: an image larger than ``max_pixels`` (default :data:`MAX_PIXELS`), judged by its
+header before anything is decoded, because a 161 kB PNG can decode to 412 MiB; and compressed
+data that is neither PNG nor JPEG (image_transport's compressed formats), whose size cannot be
+read without decoding it.
 
 Message objects are duck-typed: a rosbags dataclass and an rclpy message have the same fields.
 """
@@ -27,6 +31,7 @@ Message objects are duck-typed: a rosbags dataclass and an rclpy message have th
 from __future__ import annotations
 
 import re
+import struct
 from typing import Any
 
 import cv2
@@ -55,24 +60,34 @@ WRITE_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 _GENERIC = re.compile(r"(8U|8S|16U|16S|32S|32F|64F)(C[0-9]+)?")
 # What cv2.imdecode returns, by channel count, as cv_bridge labels it.
 _DECODED = {1: "mono8", 3: "bgr8", 4: "bgra8"}
+#: Default largest image converted, width x height: 4096 x 4096 covers 4K and 12-megapixel
+#: cameras (48 MiB as RGB); the planner shrinks every image to its model's size anyway.
+MAX_PIXELS = 4096 * 4096
+_PNG = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (baseline, progressive, lossless, ...); C4, C8, CC are not frames.
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def image_msg_to_rgb(msg: Any) -> np.ndarray:
-    """RGB ``uint8 [H, W, 3]`` from a sensor_msgs/Image or sensor_msgs/CompressedImage."""
+def image_msg_to_rgb(msg: Any, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """RGB ``uint8 [H, W, 3]`` from a sensor_msgs/Image or sensor_msgs/CompressedImage.
+
+    Images of more than ``max_pixels`` (width x height) are refused with ImageConversionError.
+    """
     if hasattr(msg, "encoding"):
-        return raw_image_to_rgb(msg)
+        return raw_image_to_rgb(msg, max_pixels)
     if hasattr(msg, "format"):
-        return compressed_image_to_rgb(msg)
+        return compressed_image_to_rgb(msg, max_pixels)
     raise TypeError(f"{type(msg).__name__} is neither a sensor_msgs Image nor CompressedImage")
 
 
-def raw_image_to_rgb(msg: Any) -> np.ndarray:
+def raw_image_to_rgb(msg: Any, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """RGB ``uint8 [H, W, 3]`` from a sensor_msgs/Image (fields as in the ROS message)."""
     encoding = str(msg.encoding)
     order, channels, depth = _layout(encoding)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise ImageConversionError(f"{encoding} image is empty ({height}x{width})")
+    _check_size(f"{encoding} image", width, height, max_pixels)
     row_bytes = width * channels * depth
     if step < row_bytes:
         raise ImageConversionError(
@@ -91,8 +106,11 @@ def raw_image_to_rgb(msg: Any) -> np.ndarray:
     return _to_rgb(rows.reshape(height, width, channels), order)
 
 
-def compressed_image_to_rgb(msg: Any) -> np.ndarray:
-    """RGB ``uint8 [H, W, 3]`` from a sensor_msgs/CompressedImage (jpeg, png, ...)."""
+def compressed_image_to_rgb(msg: Any, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """RGB ``uint8 [H, W, 3]`` from a sensor_msgs/CompressedImage (PNG or JPEG).
+
+    The size is read from the header and checked against ``max_pixels`` before decoding.
+    """
     fmt = str(msg.format)
     if "compresseddepth" in fmt.lower():
         raise ImageConversionError(
@@ -101,7 +119,20 @@ def compressed_image_to_rgb(msg: Any) -> np.ndarray:
     data = _as_bytes(msg.data)
     if data.size == 0:
         raise ImageConversionError(f"CompressedImage ({fmt!r}) has no data")
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    size = compressed_image_size(data)
+    if size is None:
+        raise ImageConversionError(
+            f"could not decode {data.size} bytes of CompressedImage data ({fmt!r}): not PNG or "
+            "JPEG (image_transport's compressed formats, whose size is checked before decoding)"
+        )
+    _check_size(f"CompressedImage ({fmt!r})", *size, max_pixels)
+    try:
+        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        raise ImageConversionError(
+            f"OpenCV could not decode {data.size} bytes of CompressedImage data ({fmt!r}): "
+            f"{' '.join(str(exc).split())}"
+        ) from None
     if decoded is None:
         raise ImageConversionError(
             f"OpenCV could not decode {data.size} bytes of CompressedImage data ({fmt!r})"
@@ -115,6 +146,44 @@ def compressed_image_to_rgb(msg: Any) -> np.ndarray:
             f"{decoded.dtype}; expected 1, 3 or 4 channels of uint8 or uint16"
         )
     return _to_rgb(decoded, _LAYOUTS[label][0])
+
+
+def compressed_image_size(data: Any) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG or JPEG header, without decoding; None for neither.
+
+    PNG keeps the size in its first chunk (IHDR); JPEG in its start-of-frame segment, found by
+    walking the segment lengths from the start (stops at the first scan or a broken marker).
+    """
+    buf = _as_bytes(data).tobytes()
+    if buf.startswith(_PNG) and buf[12:16] == b"IHDR" and len(buf) >= 24:
+        return struct.unpack(">II", buf[16:24])
+    if not buf.startswith(b"\xff\xd8"):
+        return None
+    i = 2
+    while i + 4 <= len(buf) and buf[i] == 0xFF:
+        marker = buf[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # segments without a length
+            i += 2
+        elif marker in _SOF:
+            if i + 9 > len(buf):
+                return None
+            height, width = struct.unpack(">HH", buf[i + 5 : i + 9])
+            return width, height
+        elif marker == 0xDA:  # start of scan: no frame header before the data
+            return None
+        else:
+            i += 2 + struct.unpack(">H", buf[i + 2 : i + 4])[0]
+    return None
+
+
+def _check_size(what: str, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageConversionError(
+            f"{what} is {width} x {height} pixels, more than the limit of {max_pixels} "
+            "(max_pixels); refused before decoding"
+        )
 
 
 def rgb_to_image_fields(rgb: np.ndarray, encoding: str = "rgb8") -> dict[str, Any]:

@@ -111,7 +111,7 @@ def check_world_model(model: nn.Module, image_size: tuple[int, int] = (64, 64)) 
         if not hasattr(model, attr):
             raise ValueError(f"world model {type(model).__name__} has no '{attr}' attribute")
     latent_shape = tuple(model.latent_shape)
-    device = _device_of(model)
+    device = device_of(model)
     h, w = image_size
     with torch.no_grad():
         images = torch.rand(2, 3, h, w, device=device)
@@ -139,7 +139,8 @@ def _check_tensor(what: str, t: object, shape: tuple[int, ...]) -> None:
         raise ValueError(f"{what} returned non-finite values (NaN or inf)")
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer; CPU for a model with none."""
     for p in model.parameters():
         return p.device
     for b in model.buffers():

@@ -38,11 +38,40 @@ def list_shipped_models() -> list[str]:
     return sorted(p.stem for p in CHECKPOINT_DIR.glob("*.pt"))
 
 
+DEVICE_FORMS = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+
+def check_device_name(device: str) -> str:
+    """``device`` if it is one of :data:`DEVICE_FORMS`, else ValueError saying what is valid.
+
+    torch's own parser accepts two dozen back ends and answers a typo with a RuntimeError
+    listing them all; the planner is built and tested for these four forms only.
+    """
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise ValueError(f"device={device!r} is not a device name: use {DEVICE_FORMS}")
+    return device
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` or ``'auto'``: CUDA when available, else CPU; anything else as given."""
+    """``None`` or ``'auto'``: CUDA when available, else CPU; ``'cpu'``, ``'cuda'``,
+    ``'cuda:N'`` as given, if this machine has it (ValueError otherwise)."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    dev = device if isinstance(device, torch.device) else torch.device(check_device_name(device))
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f"device '{dev}' was requested but this torch build sees no CUDA GPU; "
+                "use device 'auto' or 'cpu'"
+            )
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(
+                f"device '{dev}' was requested but this machine has {count} CUDA GPU(s): "
+                f"cuda:0 to cuda:{count - 1}"
+            )
+    return dev
 
 
 def load_world_model(
@@ -60,8 +89,9 @@ def load_world_model(
 
     Raises:
         FileNotFoundError: ``spec`` names no shipped model, factory or existing file.
-        ValueError: the file or factory does not give a working world model; the message
-            names the problem (unreadable file, missing attribute, wrong shape, NaN output).
+        ValueError: an invalid or absent device, or the file or factory does not give a
+            working world model; the message names the problem (unreadable file, missing
+            attribute, wrong shape, NaN output).
     """
     dev = resolve_device(device)
     model = _build(spec, dev).to(dev).eval()
@@ -120,11 +150,7 @@ def _load_file(path: Path, device: torch.device) -> nn.Module:
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
-        raise ValueError(
-            f"cannot read world model checkpoint {path}: {exc}. grasp_ros loads its own "
-            "weights-only checkpoints, TorchScript archives, or 'package.module:factory' "
-            "specs (for a pickled nn.Module, write a factory that builds and loads it)"
-        ) from exc
+        raise ValueError(_unreadable(path, exc)) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(
             f"{path} is not a grasp_ros world model checkpoint (expected a dict with "
@@ -133,8 +159,34 @@ def _load_file(path: Path, device: torch.device) -> nn.Module:
         )
     try:
         return ReferenceWorldModel.from_checkpoint(ckpt)
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"checkpoint {path} does not match ReferenceWorldModel: {exc}") from exc
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why torch could not load ``path``, without torch's advice to load it unsafely.
+
+    torch answers a pickled object with "re-run with weights_only=False" (which would run
+    whatever code the file names) and a damaged file with "please file an issue"; neither
+    helps. A refused global means the file is a pickle of objects, anything else that the
+    file is damaged or not a checkpoint.
+    """
+    text = str(exc)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused:
+        return (
+            f"cannot read world model checkpoint {path}: it holds objects other than tensors "
+            f"({refused.group(1)}), which grasp_ros does not unpickle because that can run "
+            "code. For a pickled nn.Module, write a 'package.module:factory' that builds the "
+            "model and loads its weights"
+        )
+    detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    first = detail.group(1) if detail else " ".join(text.split(". ")[0].split())
+    return (
+        f"cannot read world model checkpoint {path}: it is corrupt or not a torch checkpoint "
+        f"(cut short, damaged, or another kind of file; {type(exc).__name__}: {first[:200]}). "
+        "Copy it again, or train one with grasp-ros-train ENV"
+    )
 
 
 def _is_torchscript(path: Path) -> bool:

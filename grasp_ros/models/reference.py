@@ -20,6 +20,7 @@ hundreds of calls per second on a CPU).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -151,7 +152,26 @@ class ReferenceWorldModel(WorldModel):
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any]) -> ReferenceWorldModel:
-        """Rebuild a model from :meth:`checkpoint`'s dict (strict: every weight must match)."""
+        """Rebuild a model from :meth:`checkpoint`'s dict (strict: every weight must match).
+
+        The network the config declares is first built on the meta device (no memory) and
+        compared with the weights the file holds, so a config asking for a huge network is
+        refused before anything is allocated.
+        """
+        with torch.device("meta"):
+            declared = {k: tuple(v.shape) for k, v in cls(**ckpt["config"]).state_dict().items()}
+        held = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
+        if declared != held:
+            wrong = next(k for k in (*declared, *held) if declared.get(k) != held.get(k))
+            raise ValueError(
+                f"its config declares {_count(declared):,} weights but holds {_count(held):,} "
+                f"(first difference: {wrong}, declared {declared.get(wrong)}, held "
+                f"{held.get(wrong)}); refused before building the network"
+            )
         model = cls(**ckpt["config"])
         model.load_state_dict(ckpt["state_dict"])
         return model
+
+
+def _count(shapes: dict[str, tuple[int, ...]]) -> int:
+    return sum(math.prod(shape) for shape in shapes.values())

@@ -4,6 +4,7 @@ Planners differ only where the algorithms differ (DINO-WM's planning/ layout): e
 says how it initialises (`_init`), what one iteration does (`_step`) and how it picks its answer
 (`_candidates`); this module owns the budget (iteration cap and wall-clock deadline), best-so-far
 bookkeeping, the serial rollout and the checks that turn bad input into a clear error.
+The deadline bounds everything ``plan`` does (see :mod:`grasp_ros.planning.deadline`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .deadline import Deadline, OutOfTimeError
 from .objectives import Objective, objective_for
 from .plan import Plan
 
@@ -52,9 +54,14 @@ def check_value(
 
     The one range check: planner configs (:func:`validate_config`) and the parameter schema
     (``ParamSpec.check``) both use it, so a value is judged the same way wherever it enters.
+    A list of numbers (``stop_action``) must be finite element by element.
     """
     if choices and value not in choices:
         raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
+    if isinstance(value, (list, tuple)):
+        if not all(math.isfinite(v) for v in value if isinstance(v, (int, float))):
+            raise ValueError(f"{name}={value} is not finite")
+        return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if not math.isfinite(value):
@@ -148,7 +155,7 @@ class Planner(abc.ABC):
         self.latent_shape = tuple(int(d) for d in model.latent_shape)
         self.action_dim = int(model.action_dim)
         self.model_calls = 0
-        self._finish_seconds = 0.0
+        self._deadline = Deadline(self.horizon)
 
     # -- subclass hooks ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -175,9 +182,26 @@ class Planner(abc.ABC):
         return torch.device("cpu")
 
     def step_model(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """One batched model call; every model call goes through here so it is counted."""
+        """One batched model call; every model call goes through here so it is counted, and
+        so that a deadline can stop preemptible work between two calls."""
+        self._deadline.check()
         self.model_calls += 1
         return self.model(latents, actions)
+
+    @torch.no_grad()
+    def _time_serial_step(self, s0: torch.Tensor) -> None:
+        """Time one step of each of the answer's rollouts (batch: the candidates, then 1), so
+        that a fresh planner's first deadline is kept. Each size is called once untimed first:
+        the first call at a batch size can cost 100 times a later one."""
+        spent = 0.0
+        for batch in (getattr(self.config, "population", 1), 1):
+            z = s0.expand(batch, *s0.shape)
+            a = torch.zeros(batch, self.action_dim, device=s0.device)
+            self.step_model(z, a)
+            c0 = time.perf_counter()
+            self.step_model(z, a)
+            spent += time.perf_counter() - c0
+        self._deadline.step_seconds = spent
 
     def predict_parallel(self, inputs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """F(s_t, a_t) for all t at once: ``[P, T, *L]`` x ``[P, T, A]`` -> ``[P, T, *L]``."""
@@ -219,7 +243,12 @@ class Planner(abc.ABC):
         which = (t[None, :] >= cuts[:, :1]).long() + (t[None, :] >= cuts[:, 1:]).long()
         actions = torch.gather(segments, 1, which[..., None].expand(-1, -1, self.action_dim))
         self.clamp_actions(actions)
-        roll = self.rollout(s0.expand(samples, *s0.shape), actions)
+        try:
+            with self._deadline.interruptible():
+                roll = self.rollout(s0.expand(samples, *s0.shape), actions)
+        except OutOfTimeError:  # no time to sample: start on the straight line, zero actions
+            line = interpolate(s0, goal, horizon)
+            return actions.new_zeros(n, horizon, self.action_dim), line.expand(n, *line.shape)
         costs = self.objective.terminal(roll[:, -1], goal)
         best = costs.topk(min(n, samples), largest=False).indices
         best = best[torch.arange(n, device=s0.device) % len(best)]
@@ -275,13 +304,23 @@ class Planner(abc.ABC):
             raise ValueError(f"deadline must be a number of seconds >= 0, got {deadline}")
         sync_cuda = deadline is not None and self.device.type == "cuda"
         paused, iter_seconds, it = 0.0, 0.0, 0
+        self._deadline.due = None if deadline is None else t0 + deadline
+        if deadline is not None and not self._deadline.step_seconds:
+            self._time_serial_step(s0)
         with torch.enable_grad():
             st = self._init(s0, g, warm)
             while it < budget:
                 now = time.perf_counter() - t0 - paused
-                if deadline is not None and now + iter_seconds + self._finish_seconds > deadline:
+                if (
+                    deadline is not None
+                    and t0 + paused + now + iter_seconds > self._deadline.stop_at()
+                ):
                     break
-                self._step(st, it)
+                try:
+                    with self._deadline.interruptible():
+                        self._step(st, it)
+                except OutOfTimeError:
+                    break
                 it += 1
                 if sync_cuda:
                     torch.cuda.synchronize()
@@ -292,11 +331,14 @@ class Planner(abc.ABC):
                     snapshot = functools.partial(self._result, st, s0, g, it, t0 + paused)
                     stop = callback(it, c0 - t0 - paused, snapshot)
                     paused += time.perf_counter() - c0
+                    if deadline is not None:
+                        self._deadline.due = t0 + paused + deadline
                     if stop:
                         break
         f0 = time.perf_counter()
+        self._deadline.due = None
         plan = self._result(st, s0, g, it, t0 + paused)
-        self._finish_seconds = time.perf_counter() - f0
+        self._deadline.finish_seconds = time.perf_counter() - f0
         plan.warm_started = warm is not None
         plan.model_calls = self.model_calls - calls0
         return plan

@@ -2,5 +2,5 @@
 
 Nothing in planning, models, envs, control, io, nodes or viz imports from here; these modules
 stand beside the product and use it (console scripts ``grasp-ros-train`` and
-``grasp-ros-bench``).
+``grasp-ros-bench``; ``python -m grasp_ros.research.gpu_bench`` for the GPU measurement).
 """

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from grasp_ros.cli import add_options, option, parse
 from grasp_ros.control import PlannerRuntime
+from grasp_ros.control import params as schema
 from grasp_ros.control.cli_params import ParamOptions, add_param_arguments
 from grasp_ros.control.episode import EpisodeHooks, Frame, Tick, run_episode
 from grasp_ros.envs import ENVS, PointEnv, Task, make_env
@@ -355,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; no bag written", file=sys.stderr)
         return 130
+    except schema.ParamsError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     except (BagError, OSError, ValueError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1

@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from grasp_ros.cli import add_options, option, parse
+from grasp_ros.control import params as schema
 from grasp_ros.control.cli_params import ParamOptions, add_param_arguments
 from grasp_ros.io.bags import BagError
+from grasp_ros.io.images import MAX_PIXELS
 from grasp_ros.tools.replay.loop import check_output, replay
 from grasp_ros.tools.replay.topics import DEFAULT_GOAL_TOPIC, DEFAULT_IMAGE_TOPICS
 
@@ -65,6 +67,13 @@ class ReplayOptions(ParamOptions):
         "computer); the tick schedule in bag time does not change (default: 1)",
         type=float,
         metavar="X",
+    )
+    max_image_pixels: int = option(
+        MAX_PIXELS,
+        "skip (and count) images larger than N pixels, width x height, judged by the header "
+        "before decoding (default: %(default)s = 4096 x 4096)",
+        type=int,
+        metavar="N",
     )
     force: bool = option(False, "replace existing outputs", action="store_true")
     quiet: bool = option(False, "no progress bar", action="store_true")
@@ -121,9 +130,14 @@ def _summary(report: Mapping[str, Any]) -> str:
     if p50 is not None:
         line += f"; solve time p50 {p50 * 1e3:.1f} ms"
     truth = report["ground_truth"] or {}
-    if "recorded_success" in truth:
+    episodes = truth.get("episodes", [])
+    if len(episodes) == 1:
         line += f"; recorded run {'succeeded' if truth['recorded_success'] else 'failed'}"
-        line += " (at the last readable pose)" if "note" in truth else ""
+    elif episodes:
+        wins = truth["recorded_successes"]
+        line += f"; recorded runs: {wins} of {len(episodes)} episodes succeeded"
+    if episodes and "note" in truth:
+        line += " (at the last readable pose)"
     return line
 
 
@@ -133,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = "grasp-ros-replay"
     try:
         if any(p.partition("=")[0].strip() == "budget" for p in args.param):
-            raise ValueError("set the budget with --realtime-budget, not -p budget=...")
+            raise schema.ParamsError("set the budget with --realtime-budget, not -p budget=...")
         if args.report:
             report_path = Path(args.report)
             check_output(report_path, Path(args.bag), args.force)
@@ -151,12 +165,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             realtime_budget=args.realtime_budget,
             rate_scale=args.rate_scale,
             progress=not args.quiet,
+            max_image_pixels=args.max_image_pixels,
         )
         if args.report:
             write_json(result.report, report_path, args.force)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; unfinished outputs were not written", file=sys.stderr)
         return 130
+    except schema.ParamsError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     except (BagError, OSError, ValueError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1

@@ -29,7 +29,7 @@ from grasp_ros.control.outputs import (
 from grasp_ros.io import sim_topics
 from grasp_ros.io.bag_source import BagSource, open_bag
 from grasp_ros.io.bags import BagError, BagWriter, RawMessage, write_bag
-from grasp_ros.io.images import ImageConversionError, image_msg_to_rgb
+from grasp_ros.io.images import MAX_PIXELS, ImageConversionError, image_msg_to_rgb
 from grasp_ros.io.messages import (
     action_command_msg,
     planner_status_msg,
@@ -63,7 +63,9 @@ class Replay:
         writer: BagWriter | None,
         rate_scale: float,
         tick_hook: Callable[[Command], None] | None,
+        max_image_pixels: int = MAX_PIXELS,
     ) -> None:
+        self.max_image_pixels = max_image_pixels
         self.rt, self.source = runtime, source
         self.image_topic, self.goal_topic = topics.image, topics.goal
         self.used, self.copied = set(topics.used), set(topics.copied)
@@ -109,7 +111,7 @@ class Replay:
             # every image stale there, and so here.
             stamp = time_to_sec(msg.header.stamp)
             try:
-                rgb = image_msg_to_rgb(msg)
+                rgb = image_msg_to_rgb(msg, self.max_image_pixels)
             except (ImageConversionError, TypeError, ValueError) as exc:
                 self._skip(m.topic, str(exc), stamp)
                 return
@@ -122,11 +124,11 @@ class Replay:
                 self.goal = rgb
         elif m.topic.lstrip("/") == sim_topics.TASK_TOPIC:
             try:
-                self.log.truth.task = sim_topics.parse_task(msg.data)
+                self.log.truth.on_task(msg.data)
             except ValueError as exc:
                 self._skip(m.topic, str(exc), m.stamp_ns / _NS)
         elif m.topic.lstrip("/") == sim_topics.POSE_TOPIC:
-            self.log.truth.pose = sim_topics.pose_xy(msg)
+            self.log.truth.on_pose(sim_topics.pose_xy(msg))
         elif m.topic.lstrip("/") == sim_topics.EXECUTED_ACTION_TOPIC:
             dt_ns = round(float(msg.dt) * _NS)
             self.log.truth.executed = (m.stamp_ns, dt_ns, np.asarray(msg.action, dtype=np.float32))
@@ -180,6 +182,7 @@ def replay(
     rate_scale: float = 1.0,
     progress: bool = False,
     tick_hook: Callable[[Command], None] | None = None,
+    max_image_pixels: int = MAX_PIXELS,
 ) -> ReplayResult:
     """Replay ``bag`` through a PlannerRuntime built from ``params``; see the module docstring.
 
@@ -194,6 +197,8 @@ def replay(
         rate_scale: with ``realtime_budget``, play the bag this many times faster than real
             time: each tick's wall-clock budget is the control period divided by it.
         tick_hook: called with every tick's Command (progress displays, tests).
+        max_image_pixels: images larger than this (width x height, read from the header before
+            decoding) are skipped and counted, like undecodable ones.
 
     Raises:
         FileNotFoundError, FileExistsError, BagError, ValueError: with a message that says
@@ -203,6 +208,8 @@ def replay(
     bag_path = Path(bag)
     if out is not None:
         check_output(Path(out), bag_path, overwrite)
+    if max_image_pixels < 1:
+        raise ValueError(f"--max-image-pixels must be at least 1, got {max_image_pixels}")
     values = dict(params)
     values["budget"] = "deadline" if realtime_budget else "iterations"
     _check_rate_scale(values, rate_scale, realtime_budget)
@@ -221,7 +228,7 @@ def replay(
             if writer is not None:
                 topics.add_to(writer)
             total = sum(source.counts.get(t, 0) for t in topics.read) if source.counts else None
-            loop = Replay(runtime, source, topics, writer, rate_scale, tick_hook)
+            loop = Replay(runtime, source, topics, writer, rate_scale, tick_hook, max_image_pixels)
             with tqdm(
                 total=total, unit="msg", desc="replaying", disable=not progress, leave=False
             ) as bar:

@@ -39,13 +39,31 @@ class Skipped:
 
 
 @dataclass
-class GroundTruth:
-    """What a simulator bag says really happened."""
+class RecordedRun:
+    """One recorded episode: its task, and the last pose seen before the next task."""
 
-    task: sim_topics.SimTask | None = None
+    text: str
+    task: sim_topics.SimTask
     pose: np.ndarray | None = None
+
+
+@dataclass
+class GroundTruth:
+    """What a simulator bag says really happened: one run per task it announces (the demo
+    records several episodes in one bag)."""
+
+    runs: list[RecordedRun] = field(default_factory=list)
     executed: tuple[int, int, np.ndarray] | None = None  # stamp (ns), dt (ns), action
     diffs: list[np.ndarray] = field(default_factory=list)
+
+    def on_task(self, text: str) -> None:
+        """A task message starts a run, unless it repeats the current one (latched)."""
+        if not self.runs or self.runs[-1].text != text:
+            self.runs.append(RecordedRun(text, sim_topics.parse_task(text)))
+
+    def on_pose(self, pose: np.ndarray) -> None:
+        if self.runs:  # a pose before any task cannot be scored
+            self.runs[-1].pose = pose
 
 
 @dataclass
@@ -133,18 +151,29 @@ def build_report(
 
 
 def _ground_truth(truth: GroundTruth, cut_off: bool) -> dict[str, Any] | None:
-    if truth.task is None and truth.pose is None and not truth.diffs:
+    """Success per recorded episode (``recorded_success``: every one reached its goal)."""
+    runs = [r for r in truth.runs if r.pose is not None]
+    if not runs and not truth.diffs:
         return None
     result: dict[str, Any] = {}
-    if truth.task is not None and truth.pose is not None:
-        env = truth.task.make_env()
-        goal = truth.task.goal_state
+    if runs:
+        episodes = []
+        for run in runs:
+            goal = run.task.goal_state
+            episodes.append(
+                {
+                    "task_seed": run.task.seed,
+                    "optimal_steps": run.task.optimal_steps,
+                    "recorded_success": bool(run.task.make_env().success(run.pose, goal)),
+                    "final_distance": float(np.linalg.norm(run.pose - goal[:2])),
+                }
+            )
+        wins = sum(e["recorded_success"] for e in episodes)
         result.update(
-            env=truth.task.env,
-            task_seed=truth.task.seed,
-            optimal_steps=truth.task.optimal_steps,
-            recorded_success=env.success(truth.pose, goal),
-            final_distance=float(np.linalg.norm(truth.pose - goal[:2])),
+            env=runs[-1].task.env,
+            episodes=episodes,
+            recorded_successes=wins,
+            recorded_success=wins == len(episodes),
         )
         if cut_off:
             result["note"] = (

@@ -25,6 +25,7 @@ TREE = ast.parse(LAUNCH.read_text())
 EXPECTED_DEFAULTS = {
     "model": SCHEMA["model"].default,
     "device": SCHEMA["device"].default,
+    "autostart": "true",
     "use_sim_time": "false",
     "sim": "false",
     "env": "wall",

@@ -61,7 +61,7 @@ def test_declarations_carry_ranges_choices_and_read_only():
     assert all(d.integer_range or d.float_range for d in decls.values() if d.ros_type == "integer")
 
 
-@pytest.mark.parametrize("schema", [P.SIM_SCHEMA, P.VISUALIZER_SCHEMA])
+@pytest.mark.parametrize("schema", [P.SIM_SCHEMA, P.VISUALIZER_SCHEMA, P.PLANNER_NODE_SCHEMA])
 def test_node_schemas_have_valid_defaults_and_descriptions(schema):
     for decl, spec in zip(P.declarations(schema.values()), schema.values(), strict=True):
         assert spec.check(spec.default) == decl.default

@@ -132,6 +132,18 @@ SIM_SCHEMA: dict[str, ParamSpec] = {
     )
 }
 
+#: The planner node's own parameters, beside the runtime's SCHEMA.
+PLANNER_NODE_SCHEMA: dict[str, ParamSpec] = {
+    "autostart": _p(
+        "autostart",
+        bool,
+        False,
+        "configure and activate at start-up, without a lifecycle manager (the launch file's "
+        "default)",
+        read_only=True,
+    )
+}
+
 VISUALIZER_SCHEMA: dict[str, ParamSpec] = {
     s.name: s
     for s in (

@@ -152,15 +152,15 @@ def run(
 def stop(node: Node, spinner: Executor) -> int:
     """The node's last words first, then the clean-up; exit code 0.
 
-    ``node.on_shutdown()`` (when defined) publishes the stop command at once, whatever runs in
+    ``node.stop_now()`` (when defined) publishes the stop command at once, whatever runs in
     other threads. A callback still running after ``CALLBACK_GRACE`` (``node.wait_idle``: a
     planning step in a slow model) is abandoned: the process ends without waiting for it,
     since waiting could outlast launch's patience (SIGKILL) and its result is never published.
     Signals that arrive meanwhile are absorbed (`grasp_ros.nodes.signals`).
     """
-    on_shutdown = getattr(node, "on_shutdown", None)
-    if on_shutdown is not None:
-        on_shutdown()
+    stop_now = getattr(node, "stop_now", None)
+    if stop_now is not None:
+        stop_now()
     wait_idle = getattr(node, "wait_idle", None)
     if wait_idle is not None and not wait_idle(CALLBACK_GRACE):
         node.get_logger().warning("exiting without waiting for the planning step still running")

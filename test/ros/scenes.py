@@ -10,6 +10,7 @@ from grasp_ros.models.analytic import PointWallModel
 RATE = 10.0
 #: The analytic model (no checkpoint) and a few iterations a tick: ticks take milliseconds.
 PLANNER = {
+    "autostart": True,
     "model": "grasp_ros.models.analytic:PointWallModel",
     "device": "cpu",
     "cpu_threads": 1,

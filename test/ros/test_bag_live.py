@@ -21,12 +21,12 @@ from launcher import require_ros
 require_ros()
 
 from grasp_ros.msg import ActionCommand  # noqa: E402
+from lifecycle_msgs.srv import GetState  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
 from rclpy.time import Time  # noqa: E402
 from rosbags.rosbag2 import Reader  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
 
 from grasp_ros.io import messages  # noqa: E402
 from grasp_ros.nodes import ros  # noqa: E402
@@ -91,12 +91,13 @@ def test_a_bag_fed_live_gives_the_offline_replays_actions(probe, launcher, tmp_p
         "planner_node",
         name="planner_node",
         params_files=[params],
-        params={"use_sim_time": True},
+        params={"use_sim_time": True, "autostart": True},
         remaps={"image": "camera/image_raw"},
     )
-    # The control timer exists once ~/reset does; no /clock before, so it starts at time 0.
-    reset = probe.node.create_client(Trigger, "planner_node/reset")
-    assert reset.wait_for_service(timeout_sec=120.0)
+    # The node answers get_state once it spins, after autostart created the control timer;
+    # no /clock was published before, so the timer started at time 0.
+    state = probe.call(GetState, "planner_node/get_state", GetState.Request(), timeout=120.0)
+    assert state.current_state.label == "active"
     probe.spin_until(lambda: clock_pub.get_subscription_count() > 0, 10.0)
 
     fed = 0

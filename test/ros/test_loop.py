@@ -71,12 +71,14 @@ def test_the_loop_runs_at_the_control_rate_and_the_plan_is_drawn(probe, launcher
     ok = lambda: any(m.status == PlannerStatus.OK for _, m in statuses)  # noqa: E731
     assert probe.spin_until(ok, 120.0), f"never OK; last statuses: {statuses[-3:]}"
 
+    # The stamps are the control timer's: mostly one period apart; a tick the timer could not
+    # start in time (a loaded machine) is skipped, not squeezed in (loose bounds: 2 shared cores).
     first = len(actions)
-    probe.spin_for(3.0)
+    probe.spin_for(5.0)
     window = [m for _, m in actions[first:]]
-    assert len(window) >= 0.7 * 3.0 * RATE, f"{len(window)} actions in 3 s at {RATE} Hz"
+    assert len(window) >= 0.5 * 5.0 * RATE, f"{len(window)} actions in 5 s at {RATE} Hz"
     stamps = [Time.from_msg(m.header.stamp).nanoseconds * 1e-9 for m in window]
-    assert statistics.median(np.diff(stamps)) == pytest.approx(1.0 / RATE, abs=0.2 / RATE)
+    assert statistics.median(np.diff(stamps)) == pytest.approx(1.0 / RATE, abs=0.25 / RATE)
     assert all(len(m.action) == 2 and m.dt == pytest.approx(1.0 / RATE) for m in window)
     assert any(np.any(np.asarray(m.action) != 0) for _, m in executed), "sim executed no action"
 

@@ -46,6 +46,7 @@ from grasp_ros.nodes import ros  # noqa: E402
 
 RATE = 10.0
 PLANNER = {
+    "autostart": True,
     "model": "grasp_ros.models.analytic:PointWallModel",
     "device": "cpu",
     "control_rate": RATE,

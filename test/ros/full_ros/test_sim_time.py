@@ -44,6 +44,7 @@ def generate_test_description():
         executable="planner_node",
         parameters=[
             {
+                "autostart": True,
                 "model": "grasp_ros.models.analytic:PointWallModel",
                 "device": "cpu",
                 "control_rate": RATE,

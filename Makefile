@@ -35,7 +35,8 @@ $(ROS_STAMP): $(STAMP) $(JAZZY)/requirements.txt $(JAZZY)/patch_exports.py
 	$(BIN)/python $(JAZZY)/patch_exports.py $(VENV)
 	touch $@
 
-$(ROS_BUILT): $(ROS_STAMP) CMakeLists.txt package.xml $(wildcard msg/*.msg) $(JAZZY)/build.sh
+$(ROS_BUILT): $(ROS_STAMP) CMakeLists.txt package.xml $(wildcard msg/*.msg action/*.action) \
+		$(JAZZY)/build.sh
 	bash $(JAZZY)/build.sh $(VENV) $(ROS_DIR)
 	touch $@
 

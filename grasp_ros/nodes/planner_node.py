@@ -12,8 +12,9 @@ failure is logged and leaves it unconfigured), ``activate`` starts the control t
 the model. With ``autostart`` (the launch file's default) it configures and activates itself.
 Images and the goal are received in any state; the newest wait for the first tick.
 
-Threads (a MultiThreadedExecutor): image callbacks, the control timer and the parameter and
-reset services each have their own callback group. An image callback converts the image and
+Threads (a MultiThreadedExecutor): image callbacks, the control timer, the ``~/reach_goal``
+action (`grasp_ros.nodes.reach_goal`) and the parameter and reset services each have their own
+callback group. An image callback converts the image and
 leaves it, with its stamp, in a one-slot inbox under a lock held for a pointer swap; the tick
 empties the inbox and hands the newest image to the runtime itself. So only the timer thread
 feeds and ticks the runtime, and camera callbacks never wait behind a planning step. Parameter
@@ -51,6 +52,7 @@ from grasp_ros.io.messages import time_to_sec
 from grasp_ros.msg import ActionCommand, PlannerStatus, VirtualTrajectory
 from grasp_ros.nodes import messages as M
 from grasp_ros.nodes import ros
+from grasp_ros.nodes.reach_goal import ReachGoalServer
 
 #: Seconds of ROS time between two /diagnostics messages.
 DIAGNOSTICS_PERIOD = 1.0
@@ -72,6 +74,8 @@ class PlannerNode(LifecycleNode):
         self._stopped = True
         self._diag_base: tuple[float, int, int] | None = None
         self._timer = None
+        self._halted: str | None = None
+        self._saved_threshold: float | None = None
         sensors, self._control = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         for topic, qos in (("image", ros.SENSOR_QOS), ("goal_image", ros.LATCHED_QOS)):
             self.create_subscription(
@@ -83,6 +87,7 @@ class PlannerNode(LifecycleNode):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._twist_pub = None
         self.create_service(Trigger, "~/reset", self._reset)
+        self._goals = ReachGoalServer(self)
         ros.on_set_parameters(self, SCHEMA, self._apply)
         if values["autostart"] and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
@@ -162,7 +167,7 @@ class PlannerNode(LifecycleNode):
                     if self._goal is not None and np.array_equal(self._goal[0], rgb):
                         continue
                     self.runtime.on_goal(rgb, stamp)
-                    self._goal = (rgb, stamp)
+                    self._goal, self._halted = (rgb, stamp), None
                     self.get_logger().info("new goal image", throttle_duration_sec=5.0)
                 else:
                     self.runtime.on_image(rgb, stamp)
@@ -179,12 +184,18 @@ class PlannerNode(LifecycleNode):
         with self._lock:
             self._feed(inbox)
             misses = self.runtime.stats.deadline_misses
-            cmd = self.runtime.tick(now.nanoseconds * 1e-9)
+            if self._halted is not None:
+                cmd = self.runtime.stop_command(
+                    now.nanoseconds * 1e-9, Status.NO_GOAL, self._halted
+                )
+            else:
+                cmd = self.runtime.tick(now.nanoseconds * 1e-9)
             with self._outbox:
                 if self._stopped:  # the stop went out while this tick planned: drop its result
                     return
                 self._publish(cmd, now)
                 self._diagnose(cmd, now)
+            self._goals.on_tick(cmd)
             self._log(cmd, missed=self.runtime.stats.deadline_misses > misses)
 
     def _publish(self, cmd: Command, now: Time) -> None:
@@ -287,6 +298,31 @@ class PlannerNode(LifecycleNode):
             )
         self._action_pub.wait_for_all_acked(Duration(seconds=ros.STOP_DELIVERY_TIMEOUT))
 
+    # -- the ReachGoal action (grasp_ros.nodes.reach_goal) ----------------------------------
+    def begin_goal(self, rgb: np.ndarray, tolerance: float) -> None:
+        """A goal from ``~/reach_goal``, planned from the next tick on (0 tolerance: the
+        ``goal_threshold`` parameter, else that threshold until :meth:`end_goal`)."""
+        with self._inbox_lock:
+            self._inbox["goal_image"] = (rgb, self.now())
+        with self._lock:
+            self._halted = None
+            if self.runtime is None:
+                return
+            if self._saved_threshold is None:
+                self._saved_threshold = self.runtime.params["goal_threshold"]
+            threshold = tolerance if tolerance > 0 else self._saved_threshold
+            self.runtime.set_params({"goal_threshold": threshold})
+
+    def end_goal(self, halt: str | None) -> None:
+        """The goal is over: ``goal_threshold`` back; with a reason, stop until the next goal."""
+        with self._lock:
+            if self._saved_threshold is not None and self.runtime is not None:
+                self.runtime.set_params({"goal_threshold": self._saved_threshold})
+            self._saved_threshold, self._halted = None, halt
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def wait_idle(self, timeout: float) -> bool:
         """True once no tick, parameter change or reset runs (at most ``timeout`` seconds)."""
         if not self._lock.acquire(timeout=timeout):
@@ -296,7 +332,7 @@ class PlannerNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    return ros.run(PlannerNode, "planner_node", args, lambda: MultiThreadedExecutor(num_threads=3))
+    return ros.run(PlannerNode, "planner_node", args, lambda: MultiThreadedExecutor(num_threads=4))
 
 
 if __name__ == "__main__":

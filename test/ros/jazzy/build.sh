@@ -15,7 +15,7 @@ root=$(pwd)
 
 rm -rf "$out/src" "$out/install"
 mkdir -p "$out/src"
-for path in CMakeLists.txt package.xml msg grasp_ros scripts launch config; do
+for path in CMakeLists.txt package.xml msg action grasp_ros scripts launch config; do
   cp -rs "$root/$path" "$out/src/"
 done
 

@@ -1,17 +1,15 @@
 """With ``use_sim_time`` the planner ticks on the ``/clock`` the test publishes.
 
 While the clock is held still, no ticks; while it runs five times faster than the wall clock,
-ticks come five times as often per wall second, spaced by the control period in sim time. This
-is what makes `ros2 bag play --clock` replays (paused, stepped or sped up) behave like the robot.
+ticks come more often per wall second, at most one per control period of sim time. This is what
+makes `ros2 bag play --clock` replays (paused, stepped or sped up) behave like the robot.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
-import pytest
 from launcher import require_ros
 from scenes import PLANNER, RATE
 
@@ -30,13 +28,16 @@ def test_ticks_follow_the_ros_clock(probe, launcher):
     launcher.start("planner_node", name="planner_node", params={**PLANNER, "use_sim_time": True})
 
     def run_clock(start: float, speed: float, wall_seconds: float) -> float:
-        """Publish /clock about every 10 ms at ``speed`` x the wall clock; the sim time reached."""
-        t0 = time.monotonic()
+        """Run /clock at ``speed`` x the wall clock, a message about every 10 ms; the sim time
+        reached. No step exceeds 0.4 periods, so a slow loop (a loaded machine) slows the clock
+        down rather than making the timer skip ticks; the ticks must follow the clock either way.
+        """
+        sim, t0 = start, time.monotonic()
         while (elapsed := time.monotonic() - t0) < wall_seconds:
-            sim = start + speed * elapsed
+            sim = min(start + speed * elapsed, sim + 0.4 / RATE)
             clock.publish(Clock(clock=Time(nanoseconds=round(sim * 1e9)).to_msg()))
             probe.spin_for(0.01)
-        return start + speed * wall_seconds
+        return sim
 
     sim, deadline = 100.0, time.monotonic() + 120.0
     while not statuses and time.monotonic() < deadline:  # the node starts at real speed
@@ -49,11 +50,13 @@ def test_ticks_follow_the_ros_clock(probe, launcher):
     assert len(statuses) <= 1, f"{len(statuses)} ticks while the clock stood still"
 
     statuses.clear()
-    run_clock(sim, SPEED, 2.0)
-    # 10 sim seconds: 100 ticks in 2 wall seconds when the node keeps up (a tick it cannot start
-    # in time is skipped); on a loaded 2-core machine it may not, so the bound only asks for
-    # clearly more ticks than 2 s at real speed would give (20).
-    expected = 2.0 * SPEED * RATE
-    assert 1.5 * 2.0 * RATE < len(statuses) < 1.2 * expected
+    wall = time.monotonic()
+    span = run_clock(sim, SPEED, 2.0) - sim
+    wall = time.monotonic() - wall
+    assert span > 2.0 * wall, f"the test's clock ran only {span / wall:.1f} x real time"
+    probe.spin_for(0.3)  # the last ticks' statuses
+    # One tick per control period of sim time at most (a tick the node cannot start in time, on
+    # a loaded machine, is skipped), and clearly more per wall second than at real speed.
+    assert 1.5 * wall * RATE < len(statuses) <= span * RATE + 2, (len(statuses), span, wall)
     stamps = [Time.from_msg(m.header.stamp).nanoseconds * 1e-9 for _, m in statuses]
-    assert statistics.median(np.diff(stamps)) == pytest.approx(1.0 / RATE, abs=0.03)
+    assert min(np.diff(stamps)) > 0.5 / RATE

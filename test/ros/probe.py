@@ -54,13 +54,30 @@ class Probe:
         while time.monotonic() < end:
             self.executor.spin_once(timeout_sec=min(0.02, max(0.0, end - time.monotonic())))
 
-    def call(self, srv_type: type, name: str, request: Any, timeout: float = 60.0) -> Any:
-        """Call a service once it exists; its response (AssertionError on a time-out)."""
+    def call(
+        self,
+        srv_type: type,
+        name: str,
+        request: Any,
+        timeout: float = 60.0,
+        retry_every: float | None = None,
+    ) -> Any:
+        """Call a service once it exists; its response (AssertionError on a time-out).
+
+        A service is seen (its request path matched) a little before its reply path is, and a
+        reply sent before that is lost: so a pause first, and for calls that may be repeated
+        safely (queries), ``retry_every`` seconds a new request.
+        """
         client = self.node.create_client(srv_type, name)
         try:
             assert client.wait_for_service(timeout_sec=timeout), f"no service {name}"
-            future = client.call_async(request)
-            assert self.spin_until(future.done, timeout), f"{name} did not answer"
-            return future.result()
+            self.spin_for(0.5)
+            end = time.monotonic() + timeout
+            while True:
+                future = client.call_async(request)
+                wait = min(retry_every or timeout, max(0.0, end - time.monotonic()))
+                if self.spin_until(future.done, wait):
+                    return future.result()
+                assert retry_every and time.monotonic() < end, f"{name} did not answer"
         finally:
             self.node.destroy_client(client)

@@ -96,7 +96,8 @@ def test_a_bag_fed_live_gives_the_offline_replays_actions(probe, launcher, tmp_p
     )
     # The node answers get_state once it spins, after autostart created the control timer;
     # no /clock was published before, so the timer started at time 0.
-    state = probe.call(GetState, "planner_node/get_state", GetState.Request(), timeout=120.0)
+    request = GetState.Request()
+    state = probe.call(GetState, "planner_node/get_state", request, 120.0, retry_every=5.0)
     assert state.current_state.label == "active"
     probe.spin_until(lambda: clock_pub.get_subscription_count() > 0, 10.0)
 

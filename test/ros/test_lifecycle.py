@@ -25,7 +25,8 @@ def _change(probe, node: str, transition: int) -> bool:
 
 
 def _state(probe, node: str) -> str:
-    return probe.call(GetState, f"{node}/get_state", GetState.Request()).current_state.label
+    request = GetState.Request()
+    return probe.call(GetState, f"{node}/get_state", request, retry_every=5.0).current_state.label
 
 
 def test_the_planner_moves_only_while_active(probe, launcher):

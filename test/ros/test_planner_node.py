@@ -67,7 +67,10 @@ def test_parameters_are_refused_with_the_schemas_reason_accepted_and_described(p
     assert accepted.successful, accepted.reason
 
     got = probe.call(
-        GetParameters, "planner_node/get_parameters", GetParameters.Request(names=["horizon"])
+        GetParameters,
+        "planner_node/get_parameters",
+        GetParameters.Request(names=["horizon"]),
+        retry_every=5.0,
     )
     assert got.values[0].integer_value == 12
 
@@ -75,6 +78,7 @@ def test_parameters_are_refused_with_the_schemas_reason_accepted_and_described(p
         DescribeParameters,
         "planner_node/describe_parameters",
         DescribeParameters.Request(names=["horizon", "control_rate", "model"]),
+        retry_every=5.0,
     ).descriptors
     horizon, rate, model = described
     assert horizon.type == ParameterType.PARAMETER_INTEGER and horizon.description

@@ -34,6 +34,7 @@ def _camera(probe) -> None:
 
 def _send(probe, client, goal: ReachGoal.Goal, feedback: list):
     assert client.wait_for_server(timeout_sec=120.0), "no ~/reach_goal server"
+    probe.spin_for(0.5)  # the reply paths match a little after the server is seen (Probe.call)
     future = client.send_goal_async(goal, feedback_callback=lambda f: feedback.append(f.feedback))
     assert probe.spin_until(future.done, 30.0)
     handle = future.result()

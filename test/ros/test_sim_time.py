@@ -28,15 +28,15 @@ def test_ticks_follow_the_ros_clock(probe, launcher):
     launcher.start("planner_node", name="planner_node", params={**PLANNER, "use_sim_time": True})
 
     def run_clock(start: float, speed: float, wall_seconds: float) -> float:
-        """Run /clock at ``speed`` x the wall clock, a message about every 10 ms; the sim time
-        reached. No step exceeds 0.4 periods, so a slow loop (a loaded machine) slows the clock
+        """Run /clock at ``speed`` x the wall clock, a message about every 20 ms; the sim time
+        reached. No step exceeds 0.9 periods, so a slow loop (a loaded machine) slows the clock
         down rather than making the timer skip ticks; the ticks must follow the clock either way.
         """
         sim, t0 = start, time.monotonic()
         while (elapsed := time.monotonic() - t0) < wall_seconds:
-            sim = min(start + speed * elapsed, sim + 0.4 / RATE)
+            sim = min(start + speed * elapsed, sim + 0.9 / RATE)
             clock.publish(Clock(clock=Time(nanoseconds=round(sim * 1e9)).to_msg()))
-            probe.spin_for(0.01)
+            probe.spin_for(0.02)
         return sim
 
     sim, deadline = 100.0, time.monotonic() + 120.0

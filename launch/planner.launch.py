@@ -5,6 +5,7 @@
     ros2 launch grasp_ros planner.launch.py use_sim_time:=true     # with `ros2 bag play --clock`
 
 ``model`` and ``device`` are passed after ``params_file``, so they override the file's values.
+``autostart`` (default true) brings the lifecycle planner node to active without a manager.
 With ``sim:=true`` the planner's ``image`` is the simulator's ``camera/image_raw``.
 """
 
@@ -44,6 +45,12 @@ def generate_launch_description() -> LaunchDescription:
                 "device",
                 default_value="auto",
                 description="torch device: auto, cpu, cuda or cuda:N; overrides params_file",
+            ),
+            DeclareLaunchArgument(
+                "autostart",
+                default_value="true",
+                description="bring planner_node (a lifecycle node) to active by itself; false "
+                "leaves it unconfigured for a lifecycle manager or `ros2 lifecycle set`",
             ),
             DeclareLaunchArgument(
                 "use_sim_time",
@@ -90,6 +97,7 @@ def generate_launch_description() -> LaunchDescription:
                     {
                         "model": model,
                         "device": ParameterValue(arg("device"), value_type=str),
+                        "autostart": ParameterValue(arg("autostart"), value_type=bool),
                         "use_sim_time": use_sim_time,
                     },
                 ],

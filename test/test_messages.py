@@ -232,7 +232,9 @@ def test_msg_dir_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         shutil.copy(path, share)
     monkeypatch.setenv("AMENT_PREFIX_PATH", f"/nonexistent:{tmp_path / 'install'}")
     candidates = messages.msg_dir_candidates()
-    assert candidates[0] == MSG_DIR and candidates[-1] == share
+    # First the tree this module was imported from (the checkout, or a built package's).
+    own = Path(messages.__file__).resolve().parents[2] / "msg"
+    assert candidates[0] == own and candidates[-1] == share
     assert messages.find_msg_dir([tmp_path / "nothing", share]) == share
     with pytest.raises(FileNotFoundError, match="searched") as err:
         messages.find_msg_dir([tmp_path / "nothing", tmp_path])

@@ -1,4 +1,5 @@
-"""What the nodes declare and publish, checked without ROS (grasp_ros.nodes.parameters/values).
+"""What the nodes declare and publish, checked without ROS (grasp_ros.control.node_params,
+cmd_vel, diagnostics).
 
 The schema, config/planner.yaml and the parameter descriptors must agree; the rclpy side only
 copies these values into ParameterDescriptor and message objects.
@@ -14,13 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from grasp_ros.control import PlannerRuntime
+from grasp_ros.control import PlannerRuntime, cmd_vel, diagnostics
+from grasp_ros.control import node_params as P
 from grasp_ros.control.outputs import plan_stamp
 from grasp_ros.control.params import SCHEMA, load_params_file
 from grasp_ros.control.runtime import Command, RuntimeStats, Status
 from grasp_ros.models.analytic import PointWallModel
-from grasp_ros.nodes import parameters as P
-from grasp_ros.nodes import values as V
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def test_declarations_carry_ranges_choices_and_read_only():
     assert all(d.integer_range or d.float_range for d in decls.values() if d.ros_type == "integer")
 
 
-@pytest.mark.parametrize("schema", [P.SIM_SCHEMA, P.VISUALIZER_SCHEMA])
+@pytest.mark.parametrize("schema", [P.SIM_SCHEMA, P.VISUALIZER_SCHEMA, P.PLANNER_NODE_SCHEMA])
 def test_node_schemas_have_valid_defaults_and_descriptions(schema):
     for decl, spec in zip(P.declarations(schema.values()), schema.values(), strict=True):
         assert spec.check(spec.default) == decl.default
@@ -93,39 +93,43 @@ def test_ros_changes_checks_known_names_and_leaves_the_rest_to_rclpy():
 
 # -- cmd_vel ------------------------------------------------------------------------------------
 def _twist_params(**over):
-    params = {f"cmd_vel.{k}": SCHEMA[f"cmd_vel.{k}"].default for k in (*V.TWIST_FIELDS, "scale")}
+    params = {
+        f"cmd_vel.{k}": SCHEMA[f"cmd_vel.{k}"].default for k in (*cmd_vel.TWIST_FIELDS, "scale")
+    }
     params.update({f"cmd_vel.{k}": v for k, v in over.items()})
     return params
 
 
 def test_twist_from_action_maps_dimensions_and_scales():
     action = np.array([0.5, -0.25, 0.8], np.float32)
-    assert V.twist_from_action(action, _twist_params()) == {
+    assert cmd_vel.twist_from_action(action, _twist_params()) == {
         "linear_x": 0.5,
         "linear_y": -0.25,
         "angular_z": 0.0,
     }
-    mapped = V.twist_from_action(action, _twist_params(linear_y=-1, angular_z=2, scale=2.0))
+    mapped = cmd_vel.twist_from_action(action, _twist_params(linear_y=-1, angular_z=2, scale=2.0))
     assert mapped == pytest.approx({"linear_x": 1.0, "linear_y": 0.0, "angular_z": 1.6})
 
 
 def test_action_from_twist_inverts_the_mapping():
     params = _twist_params(linear_y=-1, angular_z=1, scale=0.5)
     action = np.array([0.4, -0.6], np.float32)
-    back = V.action_from_twist(V.twist_from_action(action, params), params, 2)
+    back = cmd_vel.action_from_twist(cmd_vel.twist_from_action(action, params), params, 2)
     np.testing.assert_allclose(back, action)
-    only_x = V.action_from_twist({"linear_x": 1.0, "linear_y": 9.0, "angular_z": 0.0}, params, 3)
+    only_x = cmd_vel.action_from_twist(
+        {"linear_x": 1.0, "linear_y": 9.0, "angular_z": 0.0}, params, 3
+    )
     np.testing.assert_allclose(only_x, [2.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="scale is 0"):
-        V.action_from_twist(
+        cmd_vel.action_from_twist(
             {"linear_x": 1.0, "linear_y": 0, "angular_z": 0}, _twist_params(scale=0.0), 2
         )
 
 
 def test_twist_mapping_must_fit_the_action_dimension():
-    V.check_twist_mapping(_twist_params(), 2)
+    cmd_vel.check_twist_mapping(_twist_params(), 2)
     with pytest.raises(ValueError, match=r"cmd_vel.linear_y=1 .* use -1"):
-        V.check_twist_mapping(_twist_params(), 1)
+        cmd_vel.check_twist_mapping(_twist_params(), 1)
 
 
 # -- diagnostics, stamps ------------------------------------------------------------------------
@@ -143,9 +147,9 @@ def _cmd(status: Status, message: str = "", age: float = 0.05) -> Command:
     )
 
 
-def _diag(cmd: Command, rate: float = 10.0, new_misses: int = 0) -> V.Diagnostic:
+def _diag(cmd: Command, rate: float = 10.0, new_misses: int = 0) -> diagnostics.Diagnostic:
     summary = RuntimeStats().summary()
-    return V.diagnostic(
+    return diagnostics.diagnostic(
         cmd,
         summary,
         rate=rate,
@@ -157,17 +161,17 @@ def _diag(cmd: Command, rate: float = 10.0, new_misses: int = 0) -> V.Diagnostic
 
 
 def test_diagnostic_levels_follow_the_status_rate_and_misses():
-    assert _diag(_cmd(Status.OK)).level == V.OK
-    assert _diag(_cmd(Status.GOAL_REACHED, "goal reached")).level == V.OK
+    assert _diag(_cmd(Status.OK)).level == diagnostics.OK
+    assert _diag(_cmd(Status.GOAL_REACHED, "goal reached")).level == diagnostics.OK
     for status in (Status.NO_IMAGE, Status.NO_GOAL):
-        assert _diag(_cmd(status, "waiting")).level == V.WARN
+        assert _diag(_cmd(status, "waiting")).level == diagnostics.WARN
     for status in (Status.STALE_IMAGE, Status.PLANNER_ERROR):
         diag = _diag(_cmd(status, "camera image is 2 s old"))
-        assert diag.level == V.ERROR and diag.message == "camera image is 2 s old"
+        assert diag.level == diagnostics.ERROR and diag.message == "camera image is 2 s old"
     misses = _diag(_cmd(Status.OK), new_misses=3)
-    assert misses.level == V.WARN and "3 deadline misses" in misses.message
+    assert misses.level == diagnostics.WARN and "3 deadline misses" in misses.message
     slow = _diag(_cmd(Status.OK), rate=6.0)
-    assert slow.level == V.WARN and "6.0 Hz" in slow.message
+    assert slow.level == diagnostics.WARN and "6.0 Hz" in slow.message
 
 
 def test_diagnostic_values_name_rate_solve_time_misses_age_and_device():
@@ -198,7 +202,7 @@ def test_a_real_tick_gives_what_the_helpers_expect():
     cmd = runtime.tick(1.1)
     assert cmd.status is Status.OK and cmd.plan is not None
     assert plan_stamp(cmd) == pytest.approx(1.0)
-    diag = V.diagnostic(
+    diag = diagnostics.diagnostic(
         cmd,
         runtime.stats.summary(),
         rate=10.0,

@@ -20,6 +20,7 @@ import grasp_ros
 
 ROOT = Path(__file__).resolve().parents[1]
 MSG_FILES = sorted(f"msg/{p.name}" for p in (ROOT / "msg").glob("*.msg"))
+ACTION_FILES = sorted(f"action/{p.name}" for p in (ROOT / "action").glob("*.action"))
 NODES = ("planner_node", "trajectory_visualizer", "sim_node")
 
 # ROS packages the nodes and launch files use, whether or not their modules exist yet.
@@ -102,7 +103,7 @@ def test_package_xml_dependencies(package: ET.Element) -> None:
 
 def test_msg_dependencies_are_declared(package: ET.Element, cmake) -> None:
     used = set()
-    for path in (ROOT / "msg").glob("*.msg"):
+    for path in [*(ROOT / "msg").glob("*.msg"), *(ROOT / "action").glob("*.action")]:
         used |= set(re.findall(r"^\s*(\w+)/\w+", path.read_text(encoding="utf-8"), re.M))
     (args,) = [a for c, a in cmake if c == "rosidl_generate_interfaces"]
     declared = set(args[args.index("DEPENDENCIES") + 1 :])
@@ -156,10 +157,10 @@ def test_cmake_finds_what_it_uses(cmake) -> None:
     assert ["rosidl_default_runtime"] in [a for c, a in cmake if c == "ament_export_dependencies"]
 
 
-def test_cmake_generates_every_msg_file(cmake) -> None:
+def test_cmake_generates_every_msg_and_action_file(cmake) -> None:
     (args,) = [a for c, a in cmake if c == "rosidl_generate_interfaces"]
     assert args[0] == "${PROJECT_NAME}"
-    assert sorted(args[1 : args.index("DEPENDENCIES")]) == MSG_FILES
+    assert sorted(args[1 : args.index("DEPENDENCIES")]) == ACTION_FILES + MSG_FILES
 
 
 def test_cmake_installs_python_beside_the_generated_messages(cmake) -> None:

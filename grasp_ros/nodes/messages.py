@@ -1,9 +1,12 @@
 """rclpy messages from the plain values the ROS-free modules compute.
 
-Every field value comes from `grasp_ros.control.outputs`, `grasp_ros.nodes.values` or
+Every field value comes from `grasp_ros.control` (outputs, cmd_vel, diagnostics) or
 `grasp_ros.viz`, the functions the offline tools write bags with, so a live topic and a recorded
 one carry the same numbers. Generated message classes check types strictly (a ``float32`` field
 takes a Python ``float``, a ``float32[]`` an ``array.array('f')``), hence the conversions here.
+
+Camera images go through cv_bridge where it is installed, else through `grasp_ros.io.images`,
+which follows cv_bridge's conversion rules exactly (PyPI has no cv_bridge for ROS 2).
 """
 
 from __future__ import annotations
@@ -18,12 +21,24 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, Pose, PoseStamped, Twist
 from nav_msgs.msg import Path
 from rclpy.time import Time
+from sensor_msgs.msg import Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from grasp_ros.control.diagnostics import Diagnostic
+from grasp_ros.io import images
 from grasp_ros.msg import ActionCommand, PlannerStatus, VirtualTrajectory
-from grasp_ros.nodes import values as V
 from grasp_ros.viz import MarkerSpec
+
+try:
+    from cv_bridge import CvBridge
+except ImportError:
+    CvBridge = None
+
+#: How a camera image becomes RGB: cv_bridge where installed, else its rules in io.images.
+_BRIDGE = CvBridge() if CvBridge is not None else None
+#: What a camera image that cannot become RGB raises (CvBridgeError is a TypeError).
+IMAGE_ERRORS = (TypeError, ValueError, RuntimeError)
 
 _MARKER_TYPES = {
     "line_strip": Marker.LINE_STRIP,
@@ -31,6 +46,22 @@ _MARKER_TYPES = {
     "sphere": Marker.SPHERE,
     "text": Marker.TEXT_VIEW_FACING,
 }
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """RGB ``uint8 [H, W, 3]`` from a sensor_msgs/Image; one of IMAGE_ERRORS when impossible."""
+    if _BRIDGE is not None:
+        return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+    return images.raw_image_to_rgb(msg)
+
+
+def image_msg(rgb: np.ndarray, hdr: Header) -> Image:
+    """sensor_msgs/Image (rgb8) from an RGB ``uint8 [H, W, 3]`` array."""
+    if _BRIDGE is not None:
+        return _BRIDGE.cv2_to_imgmsg(rgb, encoding="rgb8", header=hdr)
+    fields = images.rgb_to_image_fields(rgb)
+    data = array.array("B", fields.pop("data").tobytes())
+    return Image(header=hdr, data=data, **fields)
 
 
 def time_msg(seconds: float) -> TimeMsg:
@@ -103,7 +134,7 @@ def trajectory_msg(fields: Mapping[str, Any], hdr: Header) -> VirtualTrajectory:
 
 
 def twist_msg(values: Mapping[str, float]) -> Twist:
-    """geometry_msgs/Twist from `grasp_ros.nodes.values.twist_from_action`."""
+    """geometry_msgs/Twist from `grasp_ros.control.cmd_vel.twist_from_action`."""
     twist = Twist()
     twist.linear.x, twist.linear.y = values["linear_x"], values["linear_y"]
     twist.angular.z = values["angular_z"]
@@ -111,7 +142,7 @@ def twist_msg(values: Mapping[str, float]) -> Twist:
 
 
 def diagnostic_array(
-    diag: V.Diagnostic, stamp: TimeMsg, name: str, hardware_id: str
+    diag: Diagnostic, stamp: TimeMsg, name: str, hardware_id: str
 ) -> DiagnosticArray:
     """diagnostic_msgs/DiagnosticArray holding one status (``level`` is a ``byte`` field)."""
     levels = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)

@@ -6,12 +6,20 @@ enabled) and ``/diagnostics``. Parameters are declared from the runtime's schema
 goes through ``PlannerRuntime.set_params``, so ``ros2 param set`` is refused with the schema's
 reason, and a new horizon or planner is built without a restart.
 
-Threads (a MultiThreadedExecutor): image callbacks, the control timer and the parameter and
-reset services each have their own callback group. An image callback converts the image and
+A managed (lifecycle) node, as nav2's are: ``configure`` loads the model and warms up (a
+failure is logged and leaves it unconfigured), ``activate`` starts the control timer,
+``deactivate`` publishes the stop action and stops ticking, ``cleanup`` and ``shutdown`` release
+the model. With ``autostart`` (the launch file's default) it configures and activates itself.
+Images and the goal are received in any state; the newest wait for the first tick.
+
+Threads (a MultiThreadedExecutor): image callbacks, the control timer, the ``~/reach_goal``
+action (`grasp_ros.nodes.reach_goal`) and the parameter and reset services each have their own
+callback group. An image callback converts the image and
 leaves it, with its stamp, in a one-slot inbox under a lock held for a pointer swap; the tick
 empties the inbox and hands the newest image to the runtime itself. So only the timer thread
 feeds and ticks the runtime, and camera callbacks never wait behind a planning step. Parameter
-changes, ``~/reset`` and shutdown take the runtime lock and so wait for a running tick to end.
+changes and ``~/reset`` take the runtime lock and so wait for a running tick to end; stopping
+does not (see :meth:`PlannerNode.stop_now`).
 """
 
 from __future__ import annotations
@@ -20,17 +28,18 @@ import threading
 from typing import Any
 
 import numpy as np
-from cv_bridge import CvBridge
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.duration import Duration
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from grasp_ros.control import PlannerRuntime, Status
+from grasp_ros.control import PlannerRuntime, Status, cmd_vel, diagnostics
+from grasp_ros.control.node_params import PLANNER_NODE_SCHEMA
 from grasp_ros.control.outputs import (
     action_fields,
     plan_stamp,
@@ -43,27 +52,31 @@ from grasp_ros.io.messages import time_to_sec
 from grasp_ros.msg import ActionCommand, PlannerStatus, VirtualTrajectory
 from grasp_ros.nodes import messages as M
 from grasp_ros.nodes import ros
-from grasp_ros.nodes import values as V
+from grasp_ros.nodes.reach_goal import ReachGoalServer
 
 #: Seconds of ROS time between two /diagnostics messages.
 DIAGNOSTICS_PERIOD = 1.0
 
 
-class PlannerNode(Node):
-    """The planner as a ROS 2 node (see the module docstring)."""
+class PlannerNode(LifecycleNode):
+    """The planner as a managed ROS 2 node (see the module docstring)."""
 
     def __init__(self) -> None:
         super().__init__("planner_node")
-        self.runtime = PlannerRuntime.from_params(ros.declare(self, SCHEMA.values()))
-        V.check_twist_mapping(self.runtime.params, self.runtime.model.action_dim)
-        self._bridge = CvBridge()
+        values = ros.declare(self, [*SCHEMA.values(), *PLANNER_NODE_SCHEMA.values()])
+        self.params = {name: values[name] for name in SCHEMA}
+        self.runtime: PlannerRuntime | None = None
         self._lock = threading.Lock()
+        self._outbox = threading.Lock()
         self._inbox_lock = threading.Lock()
         self._inbox: dict[str, tuple[np.ndarray, float]] = {}
-        self._goal: np.ndarray | None = None
-        self._stopped = False
+        self._goal: tuple[np.ndarray, float] | None = None
+        self._stopped = True
         self._diag_base: tuple[float, int, int] | None = None
-        sensors, control = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
+        self._timer = None
+        self._halted: str | None = None
+        self._saved_threshold: float | None = None
+        sensors, self._control = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         for topic, qos in (("image", ros.SENSOR_QOS), ("goal_image", ros.LATCHED_QOS)):
             self.create_subscription(
                 Image, topic, lambda m, t=topic: self._receive(t, m), qos, callback_group=sensors
@@ -73,20 +86,71 @@ class PlannerNode(Node):
         self._plan_pub = self.create_publisher(VirtualTrajectory, "plan", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._twist_pub = None
-        self._timer = self.create_timer(self.runtime.period, self._tick, callback_group=control)
         self.create_service(Trigger, "~/reset", self._reset)
+        self._goals = ReachGoalServer(self)
         ros.on_set_parameters(self, SCHEMA, self._apply)
-        p = self.runtime.params
+        if values["autostart"] and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model and warm up; a failure is logged and leaves the node unconfigured."""
+        try:
+            runtime = PlannerRuntime.from_params(self.params)
+            cmd_vel.check_twist_mapping(runtime.params, runtime.model.action_dim)
+        except ros.STARTUP_ERRORS as exc:
+            self.get_logger().error(f"cannot configure: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        with self._lock:
+            self.runtime, self._diag_base = runtime, None
+            if self._goal is not None:  # a goal that came before (or before a cleanup)
+                runtime.on_goal(*self._goal)
+        p = runtime.params
         self.get_logger().info(
-            f"planning with {p['planner']} on {p['model']} ({self.runtime.device}), horizon "
+            f"configured: {p['planner']} on {p['model']} ({runtime.device}), horizon "
             f"{p['horizon']}, {p['control_rate']:g} Hz"
         )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start ticking: an action every control period from now on."""
+        with self._outbox:
+            self._stopped = False
+        if self._timer is None:
+            self._timer = self.create_timer(
+                self.runtime.period, self._tick, callback_group=self._control
+            )
+        else:
+            self._timer.timer_period_ns = round(self.runtime.period * 1e9)
+            self._timer.reset()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Publish the stop action and tick no more (a running tick publishes nothing)."""
+        self._timer.cancel()
+        self.stop_now("planner_node was deactivated")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the model."""
+        with self._lock:
+            self.runtime = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the robot if it was driven, and release the model."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self.stop_now("planner_node is shutting down")
+        with self._lock:
+            self.runtime = None
+        return TransitionCallbackReturn.SUCCESS
 
     # -- inputs -----------------------------------------------------------------------------
     def _receive(self, topic: str, msg: Image) -> None:
         try:
-            rgb = self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
-        except (TypeError, ValueError, RuntimeError) as exc:  # CvBridgeError is a TypeError
+            rgb = M.image_to_rgb(msg)
+        except M.IMAGE_ERRORS as exc:
             self.get_logger().warning(
                 f"dropped a {topic} message: {exc}", throttle_duration_sec=5.0
             )
@@ -100,10 +164,10 @@ class PlannerNode(Node):
         for topic, (rgb, stamp) in inbox.items():
             try:
                 if topic == "goal_image":
-                    if self._goal is not None and np.array_equal(self._goal, rgb):
+                    if self._goal is not None and np.array_equal(self._goal[0], rgb):
                         continue
                     self.runtime.on_goal(rgb, stamp)
-                    self._goal = rgb
+                    self._goal, self._halted = (rgb, stamp), None
                     self.get_logger().info("new goal image", throttle_duration_sec=5.0)
                 else:
                     self.runtime.on_image(rgb, stamp)
@@ -112,18 +176,27 @@ class PlannerNode(Node):
 
     # -- the control tick -------------------------------------------------------------------
     def _tick(self) -> None:
+        if self._stopped or self.runtime is None:
+            return
         now = self.get_clock().now()
         with self._inbox_lock:
             inbox, self._inbox = self._inbox, {}
         with self._lock:
-            if self._stopped:
-                return
             self._feed(inbox)
             misses = self.runtime.stats.deadline_misses
-            cmd = self.runtime.tick(now.nanoseconds * 1e-9)
-            self._publish(cmd, now)
+            if self._halted is not None:
+                cmd = self.runtime.stop_command(
+                    now.nanoseconds * 1e-9, Status.NO_GOAL, self._halted
+                )
+            else:
+                cmd = self.runtime.tick(now.nanoseconds * 1e-9)
+            with self._outbox:
+                if self._stopped:  # the stop went out while this tick planned: drop its result
+                    return
+                self._publish(cmd, now)
+                self._diagnose(cmd, now)
+            self._goals.on_tick(cmd)
             self._log(cmd, missed=self.runtime.stats.deadline_misses > misses)
-            self._diagnose(cmd, now)
 
     def _publish(self, cmd: Command, now: Time) -> None:
         params, stamp = self.runtime.params, now.to_msg()
@@ -133,7 +206,7 @@ class PlannerNode(Node):
         if params["cmd_vel.enabled"]:
             if self._twist_pub is None:
                 self._twist_pub = self.create_publisher(Twist, "cmd_vel", 10)
-            self._twist_pub.publish(M.twist_msg(V.twist_from_action(cmd.action, params)))
+            self._twist_pub.publish(M.twist_msg(cmd_vel.twist_from_action(cmd.action, params)))
         if cmd.plan is not None and self._plan_pub.get_subscription_count() > 0:
             fields = trajectory_fields(cmd.plan, self.runtime.model)
             hdr = M.header(M.time_msg(plan_stamp(cmd)), params["frame_id"])
@@ -166,7 +239,7 @@ class PlannerNode(Node):
         if t - t0 < DIAGNOSTICS_PERIOD:
             return
         params, device = self.runtime.params, str(self.runtime.device)
-        diag = V.diagnostic(
+        diag = diagnostics.diagnostic(
             cmd,
             stats.summary(),
             rate=(stats.ticks - ticks) / (t - t0),
@@ -182,33 +255,84 @@ class PlannerNode(Node):
     # -- parameters, services, shutdown -----------------------------------------------------
     def _apply(self, changes: dict[str, Any]) -> None:
         with self._lock:
-            V.check_twist_mapping({**self.runtime.params, **changes}, self.runtime.model.action_dim)
+            if self.runtime is None:  # not configured: the values take effect at configure
+                self.params = {**self.params, **changes}
+                return
+            cmd_vel.check_twist_mapping(
+                {**self.runtime.params, **changes}, self.runtime.model.action_dim
+            )
             ok, reason = self.runtime.set_params(changes)
             if not ok:
                 raise ValueError(reason)
-            if "control_rate" in changes:
+            self.params = dict(self.runtime.params)
+            if "control_rate" in changes and self._timer is not None:
                 self._timer.timer_period_ns = round(self.runtime.period * 1e9)
 
     def _reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
+            if self.runtime is None:
+                response.success, response.message = False, "planner_node is not configured"
+                return response
             self.runtime.reset()
             self._diag_base = None
         response.success, response.message = True, "dropped the warm start and the statistics"
         return response
 
-    def on_shutdown(self) -> None:
-        """Publish a stop command (PLANNER_ERROR: no planner is running) and tick no more."""
-        with self._lock:
-            self._stopped = True
+    def stop_now(self, message: str = "planner_node is shutting down") -> None:
+        """Publish a stop command (PLANNER_ERROR: no planner is running) now, and no more ticks.
+
+        It takes only the outbox lock, which a tick holds just while its messages go out, never
+        while it plans: so the stop does not wait for a planning step, and a step that finishes
+        later publishes nothing. Then it waits (at most ``STOP_DELIVERY_TIMEOUT``) until reliable
+        subscribers have the stop, since the process may end right after. Nothing is published
+        by a node that was never active (no runtime, or not ticking).
+        """
+        with self._outbox:
+            was_ticking, self._stopped = not self._stopped, True
+            runtime = self.runtime
+            if not was_ticking or runtime is None:
+                return
             now = self.get_clock().now()
-            msg = "planner_node is shutting down"
             self._publish(
-                self.runtime.stop_command(now.nanoseconds * 1e-9, Status.PLANNER_ERROR, msg), now
+                runtime.stop_command(now.nanoseconds * 1e-9, Status.PLANNER_ERROR, message), now
             )
+        self._action_pub.wait_for_all_acked(Duration(seconds=ros.STOP_DELIVERY_TIMEOUT))
+
+    # -- the ReachGoal action (grasp_ros.nodes.reach_goal) ----------------------------------
+    def begin_goal(self, rgb: np.ndarray, tolerance: float) -> None:
+        """A goal from ``~/reach_goal``, planned from the next tick on (0 tolerance: the
+        ``goal_threshold`` parameter, else that threshold until :meth:`end_goal`)."""
+        with self._inbox_lock:
+            self._inbox["goal_image"] = (rgb, self.now())
+        with self._lock:
+            self._halted = None
+            if self.runtime is None:
+                return
+            if self._saved_threshold is None:
+                self._saved_threshold = self.runtime.params["goal_threshold"]
+            threshold = tolerance if tolerance > 0 else self._saved_threshold
+            self.runtime.set_params({"goal_threshold": threshold})
+
+    def end_goal(self, halt: str | None) -> None:
+        """The goal is over: ``goal_threshold`` back; with a reason, stop until the next goal."""
+        with self._lock:
+            if self._saved_threshold is not None and self.runtime is not None:
+                self.runtime.set_params({"goal_threshold": self._saved_threshold})
+            self._saved_threshold, self._halted = None, halt
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no tick, parameter change or reset runs (at most ``timeout`` seconds)."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
 
 
 def main(args: list[str] | None = None) -> int:
-    return ros.run(PlannerNode, "planner_node", args, lambda: MultiThreadedExecutor(num_threads=3))
+    return ros.run(PlannerNode, "planner_node", args, lambda: MultiThreadedExecutor(num_threads=4))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import signal
+import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -20,8 +21,9 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
+from grasp_ros.control import node_params as P
 from grasp_ros.control.params import ParamSpec
-from grasp_ros.nodes import parameters as P
+from grasp_ros.nodes import signals
 
 #: Camera images: only the newest matters, and a lost one is replaced by the next.
 SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -103,43 +105,69 @@ def on_set_parameters(
 
 
 # -- process ----------------------------------------------------------------------------------
+#: Longest wait for a signal to be noticed: the spin loop's wait timeout, in seconds.
+POLL_PERIOD = 0.1
+#: Seconds a reliable subscriber gets to acknowledge the stop command before the node exits.
+STOP_DELIVERY_TIMEOUT = 1.0
+#: Seconds to wait for a callback still running (a planning step) after the stop went out.
+CALLBACK_GRACE = 0.5
+
+
 def run(
     factory: Callable[[], Node],
     name: str,
     args: list[str] | None = None,
     executor: Callable[[], Executor] = SingleThreadedExecutor,
 ) -> int:
-    """Init, build the node, spin until Ctrl-C or SIGTERM, then let it stop cleanly; exit code.
+    """Init, build the node, spin until SIGINT or SIGTERM, stop cleanly; the exit code.
 
-    rclpy's own signal handlers would shut the context down before the node could publish its
-    last message, so SIGINT and SIGTERM (launch's escalation) raise KeyboardInterrupt instead,
-    and the node's ``on_shutdown()`` runs while the context is still valid. Short waits in the
-    spin loop let Python notice a signal within 0.2 s even when no timer is due. A node that
-    cannot start (bad parameter, model that will not load) logs one line and exits 1.
+    Signals only set a flag (`grasp_ros.nodes.signals`), polled every ``POLL_PERIOD``; rclpy's
+    own handlers stay off, since they would shut the context down before the node could publish
+    its last message. Then :func:`stop` runs, also after an exception from a callback (which
+    still ends the process with its traceback: that is a bug to see). A node that cannot start
+    (bad parameter, model that will not load) logs one line and exits 1.
     """
+    signals.catch()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    node, spinner = None, None
     try:
         node = factory()
-        spinner = executor()
-        spinner.add_node(node)
-        while rclpy.ok():
-            spinner.spin_once(timeout_sec=0.2)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
     except STARTUP_ERRORS as exc:
-        if node is not None:
-            raise
         rclpy.logging.get_logger(name).fatal(f"{name} cannot start: {exc}")
-        return 1
-    finally:
-        if node is not None:
-            on_shutdown = getattr(node, "on_shutdown", None)
-            if on_shutdown is not None:
-                on_shutdown()
-            if spinner is not None:
-                spinner.shutdown()
-            node.destroy_node()
         rclpy.try_shutdown()
+        signals.ignore_until_exit()
+        return 1
+    spinner = executor()
+    spinner.add_node(node)
+    try:
+        while not signals.stop_requested() and rclpy.ok():
+            spinner.spin_once(timeout_sec=POLL_PERIOD)
+    except ExternalShutdownException:
+        pass
+    finally:
+        code = stop(node, spinner)
+        signals.ignore_until_exit()
+    return code
+
+
+def stop(node: Node, spinner: Executor) -> int:
+    """The node's last words first, then the clean-up; exit code 0.
+
+    ``node.stop_now()`` (when defined) publishes the stop command at once, whatever runs in
+    other threads. A callback still running after ``CALLBACK_GRACE`` (``node.wait_idle``: a
+    planning step in a slow model) is abandoned: the process ends without waiting for it,
+    since waiting could outlast launch's patience (SIGKILL) and its result is never published.
+    Signals that arrive meanwhile are absorbed (`grasp_ros.nodes.signals`).
+    """
+    stop_now = getattr(node, "stop_now", None)
+    if stop_now is not None:
+        stop_now()
+    wait_idle = getattr(node, "wait_idle", None)
+    if wait_idle is not None and not wait_idle(CALLBACK_GRACE):
+        node.get_logger().warning("exiting without waiting for the planning step still running")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    spinner.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown()
     return 0

@@ -14,17 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from cv_bridge import CvBridge
 from nav_msgs.msg import Path
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from visualization_msgs.msg import MarkerArray
 
+from grasp_ros.control.node_params import VISUALIZER_SCHEMA
 from grasp_ros.models import has_decoder, load_world_model
 from grasp_ros.msg import VirtualTrajectory
 from grasp_ros.nodes import messages as M
 from grasp_ros.nodes import ros
-from grasp_ros.nodes.parameters import VISUALIZER_SCHEMA
 from grasp_ros.viz import OnlinePCA, decode_mosaic, trajectory_markers
 
 
@@ -43,7 +42,6 @@ class TrajectoryVisualizer(Node):
                 )
                 self.model = None
         self._pca = OnlinePCA()
-        self._bridge = CvBridge()
         self._markers_pub = self.create_publisher(MarkerArray, "~/virtual_trajectory", 10)
         self._path_pub = self.create_publisher(Path, "~/rollout_path", 10)
         self._image_pub = self.create_publisher(Image, "~/virtual_states_image", 1)
@@ -89,7 +87,7 @@ class TrajectoryVisualizer(Node):
         except ValueError as exc:
             self.get_logger().warning(f"no virtual_states_image: {exc}", throttle_duration_sec=10.0)
             return
-        self._image_pub.publish(self._bridge.cv2_to_imgmsg(mosaic, encoding="rgb8", header=hdr))
+        self._image_pub.publish(M.image_msg(mosaic, hdr))
 
     @staticmethod
     def _latents(msg: VirtualTrajectory) -> tuple[np.ndarray, np.ndarray]:

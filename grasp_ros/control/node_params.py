@@ -1,9 +1,10 @@
-"""Node parameters as plain values: what to declare, and what rclpy hands back. No rclpy.
+"""The nodes' parameters as plain values: what to declare, and what rclpy hands back. No rclpy.
 
 Every node's parameters are `grasp_ros.control.params.ParamSpec` objects: the planner node
 declares the runtime's `SCHEMA`, the simulator and the visualiser their own tables below. The
 node turns a :class:`Declaration` into ``declare_parameter(name, default, ParameterDescriptor)``
-(`grasp_ros.nodes.ros.declare`) and checks every live change here with the same specs.
+(`grasp_ros.nodes.ros.declare`) and checks every live change here with the same specs. This
+module lives beside the schema, below the nodes, so that it is tested without ROS.
 """
 
 from __future__ import annotations
@@ -128,6 +129,18 @@ SIM_SCHEMA: dict[str, ParamSpec] = {
             high=3600.0,
         ),
         *_TWIST_SPECS,
+    )
+}
+
+#: The planner node's own parameters, beside the runtime's SCHEMA.
+PLANNER_NODE_SCHEMA: dict[str, ParamSpec] = {
+    "autostart": _p(
+        "autostart",
+        bool,
+        False,
+        "configure and activate at start-up, without a lifecycle manager (the launch file's "
+        "default)",
+        read_only=True,
     )
 }
 

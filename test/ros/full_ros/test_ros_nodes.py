@@ -1,4 +1,4 @@
-"""The nodes in a live ROS 2 graph (launch_testing; run with `make test-ros` or `colcon test`).
+"""The nodes in a live ROS 2 graph (launch_testing; `colcon test` on a full ROS 2 install).
 
 Two planners run on the analytic world model (no checkpoint needed, a few iterations a tick):
 one closes the loop with sim_node; the other, in namespace ``fed``, sees only the images this
@@ -16,7 +16,7 @@ import unittest
 
 import pytest
 
-REASON = "needs ROS 2 (rclpy, launch_testing): source a ROS 2 setup.bash, then `make test-ros`"
+REASON = "needs ROS 2 (rclpy, launch_testing): source a ROS 2 setup.bash, then `colcon test`"
 pytest.importorskip("rclpy", reason=REASON)
 pytest.importorskip("launch_testing", reason=REASON)
 pytest.importorskip(
@@ -31,7 +31,6 @@ import launch_testing.asserts  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 import torch  # noqa: E402
-from cv_bridge import CvBridge  # noqa: E402
 from grasp_ros.msg import ActionCommand, PlannerStatus  # noqa: E402
 from launch.launch_description import LaunchDescription  # noqa: E402
 from nav_msgs.msg import Path  # noqa: E402
@@ -42,10 +41,12 @@ from sensor_msgs.msg import Image  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from grasp_ros.models.analytic import PointWallModel  # noqa: E402
+from grasp_ros.nodes import messages as M  # noqa: E402
 from grasp_ros.nodes import ros  # noqa: E402
 
 RATE = 10.0
 PLANNER = {
+    "autostart": True,
     "model": "grasp_ros.models.analytic:PointWallModel",
     "device": "cpu",
     "control_rate": RATE,
@@ -137,7 +138,13 @@ class TestNodes(unittest.TestCase):
         client = self.node.create_client(SetParameters, "/planner_node/set_parameters")
         try:
             self.assertTrue(client.wait_for_service(timeout_sec=60.0))
-            cases = [("horizon", 5000, False), ("planner", "mppi", False), ("horizon", 12, True)]
+            # The last case puts the horizon back: the other tests share this planner.
+            cases = [
+                ("horizon", 5000, False),
+                ("planner", "mppi", False),
+                ("horizon", 12, True),
+                ("horizon", PLANNER["horizon"], True),
+            ]
             for name, value, accepted in cases:
                 request = SetParameters.Request()
                 request.parameters = [Parameter(name, value=value).to_parameter_msg()]
@@ -165,7 +172,7 @@ class TestNodes(unittest.TestCase):
         self.assertTrue(paths and len(paths[0].poses) == PLANNER["horizon"] + 1)
 
     def test_a_stale_camera_stops_the_robot(self):
-        model, bridge = PointWallModel(), CvBridge()
+        model = PointWallModel()
         start_goal = model.render(torch.tensor([[-0.5, 0.2], [0.5, -0.2]]), 32)
         rgb = (start_goal.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         goal_pub = self.node.create_publisher(Image, "/fed/goal_image", ros.LATCHED_QOS)
@@ -176,11 +183,10 @@ class TestNodes(unittest.TestCase):
             self.node.create_subscription(ActionCommand, "/fed/action", actions.append, 50),
         ]
         try:
-            goal_pub.publish(bridge.cv2_to_imgmsg(rgb[1], encoding="rgb8"))
+            goal_pub.publish(M.image_msg(rgb[1], M.header(M.time_msg(0.0))))
 
             def publish_image() -> None:
-                msg = bridge.cv2_to_imgmsg(rgb[0], encoding="rgb8")
-                msg.header.stamp = self.node.get_clock().now().to_msg()
+                msg = M.image_msg(rgb[0], M.header(self.node.get_clock().now().to_msg()))
                 image_pub.publish(msg)
 
             camera = self.node.create_timer(0.05, publish_image)

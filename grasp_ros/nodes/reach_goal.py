@@ -1,0 +1,104 @@
+"""The ``~/reach_goal`` action of planner_node (grasp_ros/action/ReachGoal), as nav2's
+NavigateToPose is for a navigation stack: send a goal image, follow the ticks, get a result.
+
+The goal image takes the same path as one on the latched ``goal_image`` topic (the node's
+inbox, so only the timer thread touches the runtime). Each tick's command comes back here as
+feedback; the goal succeeds on ``GOAL_REACHED``. Cancelling, the time limit and a newer goal
+end it, and then the node publishes the stop action every tick until the next goal (it halts).
+A tolerance applies ``goal_threshold`` for the goal's duration.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+import numpy as np
+from rclpy.action import ActionServer, CancelResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+
+from grasp_ros.action import ReachGoal
+from grasp_ros.control import Status
+from grasp_ros.control.runtime import Command
+from grasp_ros.nodes import messages as M
+
+#: Seconds between checks for a cancel or the time limit while no tick comes.
+POLL = 0.1
+
+
+class ReachGoalServer:
+    """Serves ``~/reach_goal`` for a planner node, one goal at a time (a new one preempts)."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self._lock = threading.Lock()
+        self._current: Any = None
+        self._ticks: queue.Queue[Command] = queue.Queue()
+        self.server = ActionServer(
+            node,
+            ReachGoal,
+            "~/reach_goal",
+            execute_callback=self._execute,
+            cancel_callback=lambda handle: CancelResponse.ACCEPT,
+            callback_group=ReentrantCallbackGroup(),
+        )
+
+    def on_tick(self, cmd: Command) -> None:
+        """A tick's command, published: feedback for the goal in progress."""
+        if self._current is not None:
+            self._ticks.put(cmd)
+
+    def _execute(self, handle: Any) -> ReachGoal.Result:
+        request = handle.request
+        try:
+            rgb = M.image_to_rgb(request.goal_image)
+        except M.IMAGE_ERRORS as exc:
+            handle.abort()
+            return _result(False, Status.NO_GOAL, f"the goal image cannot be used: {exc}", 0)
+        with self._lock:
+            self._current = handle
+            self._ticks = queue.Queue()
+        self.node.begin_goal(rgb, float(request.tolerance))
+        start, ticks, status = self.node.now(), 0, Status.NO_GOAL
+        while True:
+            try:
+                cmd = self._ticks.get(timeout=POLL)
+            except queue.Empty:
+                cmd = None
+            if self._current is not handle:
+                handle.abort()
+                return _result(False, status, "preempted by a newer goal", ticks)
+            if handle.is_cancel_requested:
+                return self._end(handle, handle.canceled, status, "goal canceled", ticks)
+            if cmd is not None:
+                ticks, status = ticks + 1, cmd.status
+                feedback = ReachGoal.Feedback(
+                    status=int(cmd.status), plan_cost=_f32(cmd.cost), ticks=ticks
+                )
+                handle.publish_feedback(feedback)
+                if cmd.status is Status.GOAL_REACHED:
+                    self.node.end_goal(None)
+                    self._current = None
+                    handle.succeed()
+                    return _result(True, status, cmd.message, ticks)
+            limit = request.time_limit
+            if limit > 0 and self.node.now() - start > limit:
+                message = f"time limit of {limit:g} s reached"
+                return self._end(handle, handle.abort, status, message, ticks)
+
+    def _end(self, handle: Any, how: Any, status: Status, message: str, ticks: int) -> Any:
+        self.node.end_goal(message)
+        with self._lock:
+            if self._current is handle:
+                self._current = None
+        how()
+        return _result(False, status, message, ticks)
+
+
+def _result(reached: bool, status: Status, message: str, ticks: int) -> ReachGoal.Result:
+    return ReachGoal.Result(reached=reached, status=int(status), message=message, ticks=ticks)
+
+
+def _f32(value: float) -> float:
+    return float(value) if np.isfinite(value) else float("nan")

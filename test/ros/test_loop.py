@@ -100,7 +100,7 @@ def test_the_loop_runs_at_the_control_rate_and_the_plan_is_drawn(probe, launcher
     assert status.level in (DiagnosticStatus.OK, DiagnosticStatus.WARN), status.message
     values = _values(status)
     assert values["control rate (Hz)"] == f"{RATE:g}"
-    assert float(values["rate achieved (Hz)"]) > 0.3 * RATE  # loose: 2 shared cores
+    assert float(values["rate achieved (Hz)"]) > 0.2 * RATE  # loose: 2 shared cores
 
 
 def _values(status: DiagnosticStatus) -> dict[str, str]:

@@ -55,8 +55,11 @@ def test_ticks_follow_the_ros_clock(probe, launcher):
     wall = time.monotonic() - wall
     assert span > 2.0 * wall, f"the test's clock ran only {span / wall:.1f} x real time"
     probe.spin_for(0.3)  # the last ticks' statuses
-    # One tick per control period of sim time at most (a tick the node cannot start in time, on
-    # a loaded machine, is skipped), and clearly more per wall second than at real speed.
-    assert 1.5 * wall * RATE < len(statuses) <= span * RATE + 2, (len(statuses), span, wall)
+    # At most one tick per control period of sim time. A tick the node cannot start in time is
+    # skipped (rclpy's /clock subscription keeps only the newest message, so a node that lags sees
+    # the clock jump several periods), so how many ticks come depends on the machine; what must
+    # hold is that the ticks' own times run ahead of the wall clock, as the clock does.
+    assert 3 <= len(statuses) <= span * RATE + 2, (len(statuses), span, wall)
     stamps = [Time.from_msg(m.header.stamp).nanoseconds * 1e-9 for _, m in statuses]
+    assert stamps[-1] - stamps[0] > 2.0 * wall, (stamps[0], stamps[-1], wall)
     assert min(np.diff(stamps)) > 0.5 / RATE

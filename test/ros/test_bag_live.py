@@ -107,7 +107,9 @@ def test_a_bag_fed_live_gives_the_offline_replays_actions(probe, launcher, tmp_p
             _, topic, msg = recorded[fed]
             (goal_pub if topic == "/goal_image" else image_pub).publish(msg)
             fed += 1
-        probe.spin_for(0.15)
+        # Time for the images to reach the node's one-slot inbox before the clock makes it tick
+        # (0.15 s once let a tick plan on the previous frame on a clean CI machine).
+        probe.spin_for(0.5)
         clock_pub.publish(Clock(clock=Time(nanoseconds=stamp).to_msg()))
         ticked = lambda s=stamp: any(_ns(m) >= s for _, m in actions)  # noqa: E731
         assert probe.spin_until(ticked, 30.0), f"no tick at {stamp}"

@@ -1,4 +1,4 @@
-"""What every planner shares: config knobs, the range check, input checks and the loop.
+"""What every planner shares: the base config, input checks and the loop.
 
 Planners differ only where the algorithms differ (DINO-WM's planning/ layout): each subclass
 says how it initialises (`_init`), what one iteration does (`_step`) and how it picks its answer
@@ -12,76 +12,23 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from .config import knob, validate_config
 from .deadline import Deadline, OutOfTimeError
 from .objectives import Objective, objective_for
 from .plan import Plan
 from .starts import random_plans
 
-
-def knob(
-    default: Any,
-    help: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    choices: tuple[str, ...] | None = None,
-) -> Any:
-    """A documented, range-checked config field.
-
-    The parameter schema (`grasp_ros.control.params`) reads this metadata to declare ROS
-    parameters, so a planner's knobs are described in exactly one place.
-    """
-    meta = {"help": help, "low": low, "high": high, "choices": choices}
-    return field(default=default, metadata=meta)
-
-
-def check_value(
-    name: str,
-    value: Any,
-    low: float | None = None,
-    high: float | None = None,
-    choices: tuple[str, ...] | None = None,
-) -> None:
-    """Raise ValueError unless ``value`` is one of ``choices`` and finite within [low, high].
-
-    The one range check: planner configs (:func:`validate_config`) and the parameter schema
-    (``ParamSpec.check``) both use it, so a value is judged the same way wherever it enters.
-    A list of numbers (``stop_action``) must be finite element by element.
-    """
-    if choices and value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
-    if isinstance(value, (list, tuple)):
-        if not all(math.isfinite(v) for v in value if isinstance(v, (int, float))):
-            raise ValueError(f"{name}={value} is not finite")
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return
-    if not math.isfinite(value):
-        raise ValueError(f"{name}={value} is not finite")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name}={value} is outside [{low}, {high}]")
-
-
-def validate_config(config: Any) -> None:
-    """Raise ValueError naming the first knob whose value is outside its documented range."""
-    for f in dataclasses.fields(config):
-        meta = f.metadata
-        check_value(
-            f.name, getattr(config, f.name), meta.get("low"), meta.get("high"), meta.get("choices")
-        )
-
-
 #: ``callback(iteration, elapsed_seconds, snapshot) -> stop?``; ``snapshot()`` returns the Plan
-#: the planner would return if it stopped now. Time spent in the callback is not counted.
+#: the planner would return if it stopped now, and changes nothing: the search and the final
+#: answer are those of a run without callbacks. Time spent in the callback is not counted.
 Callback = Callable[[int, float, Callable[[], Plan]], bool | None]
 
 
@@ -254,7 +201,10 @@ class Planner(abc.ABC):
         """Keep the lowest-true-cost candidate; ``costs`` are rollout costs ``[P]``
         (:meth:`Objective.trajectory`)."""
         cost, i = costs.detach().min(0)
-        a, s = actions.detach()[i], states.detach()[i]
+        # index_select, not ``actions[i]``: indexing with a 0-dim device tensor reads it back
+        # to the host (an item() per call), a sync every GD/CEM iteration and GRASP sync step
+        a = actions.detach().index_select(0, i.view(1))[0]
+        s = states.detach().index_select(0, i.view(1))[0]
         best: _Best | None = st.best
         if best is None:
             st.best = _Best(cost, a.clone(), s.clone())
@@ -316,7 +266,9 @@ class Planner(abc.ABC):
                 iter_seconds = spent if it == 1 else 0.7 * iter_seconds + 0.3 * spent
                 if callback is not None and it % callback_every == 0:
                     c0 = time.perf_counter()
-                    snapshot = functools.partial(self._result, st, s0, g, it, t0 + paused)
+                    snapshot = functools.partial(
+                        self._result, st, s0, g, it, t0 + paused, record=False
+                    )
                     stop = callback(it, c0 - t0 - paused, snapshot)
                     paused += time.perf_counter() - c0
                     if deadline is not None:
@@ -332,7 +284,21 @@ class Planner(abc.ABC):
         return plan
 
     @torch.no_grad()
-    def _result(self, st: Any, s0: torch.Tensor, g: torch.Tensor, it: int, t0: float) -> Plan:
+    def _result(
+        self, st: Any, s0: torch.Tensor, g: torch.Tensor, it: int, t0: float, record: bool = True
+    ) -> Plan:
+        """The answer: the best of the current candidates and the best seen so far.
+
+        ``record=False`` (a snapshot) leaves the best-so-far record as it was, so that looking
+        at the plan mid-search (a benchmark's checks) never becomes part of the final answer.
+        """
+        if not record:
+            kept = st.best
+            st.best = kept and dataclasses.replace(kept)
+            try:
+                return self._result(st, s0, g, it, t0)
+            finally:
+                st.best = kept
         actions, states = self._candidates(st)
         members = None if states is None else (actions.clone(), states.clone())
         if st.warm is not None:  # the shifted previous plan is always a candidate: a warm tick

@@ -143,7 +143,7 @@ class Planner(abc.ABC):
         that a fresh planner's first deadline is kept. Each size is called once untimed first:
         the first call at a batch size can cost 100 times a later one."""
         spent = 0.0
-        for batch in (getattr(self.config, "population", 1), 1):
+        for batch in (self._answer_rows(), 1):
             z = s0.expand(batch, *s0.shape)
             a = torch.zeros(batch, self.action_dim, device=s0.device)
             self.step_model(z, a)
@@ -151,6 +151,26 @@ class Planner(abc.ABC):
             self.step_model(z, a)
             spent += time.perf_counter() - c0
         self._deadline.step_seconds = spent
+
+    def _answer_rows(self) -> int:
+        """Rows of the answer's batched rollout: the candidates and the warm start."""
+        return getattr(self.config, "population", 1) + 1
+
+    def _fresh_plans(self, st: Any) -> torch.Tensor | None:
+        """Plans rolled out with the answer's candidates for the next tick (GRASP's re-seeding);
+        ``None``: none."""
+        return None
+
+    def _reseed(
+        self,
+        members: tuple[torch.Tensor, torch.Tensor],
+        goal: torch.Tensor,
+        plans: torch.Tensor,
+        rollouts: torch.Tensor,
+        costs: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The population handed to the next tick, given the rolled-out fresh plans."""
+        return members
 
     def predict_parallel(self, inputs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """F(s_t, a_t) for all t at once: ``[P, T, *L]`` x ``[P, T, A]`` -> ``[P, T, *L]``."""
@@ -173,10 +193,8 @@ class Planner(abc.ABC):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``n`` best of ``samples`` random plans (:func:`random_plans`): actions
         ``[n, T, A]`` and rollouts. Costs ``horizon`` serial model calls of batch ``samples``."""
-        horizon, gen = self.horizon, gen or self.generator()
-        low, high = (getattr(self.model, f"action_{k}", None) for k in ("low", "high"))
-        plans = random_plans(samples, horizon, self.action_dim, low, high, gen, s0.device)
-        actions = self.clamp_actions(plans)
+        horizon = self.horizon
+        actions = self.random_plans(samples, gen or self.generator())
         try:
             with self._deadline.interruptible():
                 roll = self.rollout(s0.expand(samples, *s0.shape), actions)
@@ -187,6 +205,12 @@ class Planner(abc.ABC):
         best = costs.topk(min(n, samples), largest=False).indices
         best = best[torch.arange(n, device=s0.device) % len(best)]
         return actions[best], roll[best]
+
+    def random_plans(self, samples: int, gen: torch.Generator) -> torch.Tensor:
+        """``samples`` random plans ``[samples, T, A]`` within the model's action bounds."""
+        low, high = (getattr(self.model, f"action_{k}", None) for k in ("low", "high"))
+        plans = random_plans(samples, self.horizon, self.action_dim, low, high, gen, self.device)
+        return self.clamp_actions(plans)
 
     def clamp_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Project actions onto the model's bounds, in place."""
@@ -306,8 +330,16 @@ class Planner(abc.ABC):
             actions = torch.cat([actions, st.warm.actions[None]])
             if states is not None:
                 states = torch.cat([states, torch.cat([s0[None], st.warm.states[1:]])[None]])
-        roll = self.rollout(s0.expand(actions.shape[0], *s0.shape), actions)
+        # Fresh plans for the next tick's population ride in the same batched rollout: a
+        # serial rollout's cost is mostly per call, not per row (GRASP's re-seeding).
+        fresh = self._fresh_plans(st) if record else None
+        n = actions.shape[0]
+        batch = actions if fresh is None else torch.cat([actions, fresh])
+        roll = self.rollout(s0.expand(batch.shape[0], *s0.shape), batch)
         costs = self.objective.trajectory(roll, g)
+        if fresh is not None and members is not None:
+            members = self._reseed(members, g, fresh, roll[n:], costs[n:])
+        roll, costs = roll[:n], costs[:n]
         self.offer(st, actions, states if states is not None else roll, costs)
         best: _Best = st.best
         same = [i for i in range(actions.shape[0]) if torch.equal(actions[i], best.actions)]

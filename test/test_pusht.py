@@ -55,7 +55,9 @@ def test_agent_pushes_the_block(env: PushTEnv) -> None:
         up = env.step_states(up[None], np.array([[0.0, -1.0]]))[0]
         away = env.step_states(away[None], np.array([[0.0, 1.0]]))[0]
     assert up[3] < start[3] - 100  # pushed more than 100 units up (y grows downwards)
-    assert abs(up[2] - start[2]) < 5 and pose_error(up, start)[1] < 0.05  # straight, centred
+    assert (
+        abs(up[2] - start[2]) < 5 and pose_error(up[2:5], start[2:5])[1] < 0.05
+    )  # straight, centred
     np.testing.assert_allclose(away[2:5], start[2:5])
     assert away[1] > start[1]
 
@@ -83,6 +85,20 @@ def test_success_tolerance(env: PushTEnv) -> None:
     assert env.success(state(block=(250.0, 250.0), angle=2 * math.pi - 0.05), goal)
 
 
+def test_object_pose_distance_and_outline(env: PushTEnv) -> None:
+    """What the success test, the demo and sim/object_pose see is the block's pose."""
+    s, goal = state(block=(200.0, 300.0), angle=1.0), state(block=(230.0, 340.0), angle=1.2)
+    np.testing.assert_array_equal(
+        env.object_pose(np.stack([s, goal])), [[200, 300, 1], [230, 340, 1.2]]
+    )
+    assert env.distance(s, goal) == pytest.approx(50.0)
+    assert not env.reached(env.object_pose(s[None])[0], env.object_pose(goal[None])[0])
+    (outline,) = env.outlines(s).values()
+    assert outline.shape == (8, 2)
+    # The outline's first corner is the bar's end at body (-60, 0), turned by the angle.
+    np.testing.assert_allclose(outline[0], [200 - 60 * math.cos(1.0), 300 - 60 * math.sin(1.0)])
+
+
 def test_sample_task_reproducible_solvable_and_horizon_scaled(env: PushTEnv) -> None:
     a, b = env.sample_task(30, seed=4), env.sample_task(30, seed=4)
     np.testing.assert_array_equal(a.start_state, b.start_state)
@@ -103,7 +119,7 @@ def test_sample_task_reproducible_solvable_and_horizon_scaled(env: PushTEnv) -> 
     # per pi/9, the success rule's exchange rate), averaged over seeds.
     def change(h: int) -> float:
         errors = [
-            pose_error(t.start_state, t.goal_state)
+            pose_error(t.start_state[2:5], t.goal_state[2:5])
             for t in map(lambda s: env.sample_task(h, seed=s), range(8))
         ]
         return float(np.mean([g + 20 * r / (math.pi / 9) for g, r in errors]))

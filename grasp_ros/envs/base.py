@@ -59,14 +59,16 @@ class World:
     Attributes:
         name: the registry name (``make_env(name)``).
         world_size: side of the square world in world units; the image covers all of it.
-        success_radius: how close (world units) the goal position must be reached; the demo
-            draws it around the goal.
+        success_radius: how close (world units) the goal's object position must be reached;
+            the demo draws it around the goal.
+        agent_radius: the agent's radius in world units (0: a point).
         action_dim, action_low, action_high: the action box; actions are clipped to it.
     """
 
     name = ""
     world_size = 64.0
     success_radius = 4.5
+    agent_radius = 0.0
     action_dim = 2
 
     def __init__(self, image_size: int = 64, seed: int | None = None) -> None:
@@ -100,9 +102,34 @@ class World:
         """
         return self.random_states(rng, n)
 
+    def object_pose(self, states: np.ndarray) -> np.ndarray:
+        """``[N, 3]`` poses ``(x, y, yaw)`` of what the task is about, for states ``[N, D]``.
+
+        The agent (yaw 0) in a point world, the block in Push-T: the success test compares it
+        with the goal's, the demo marks it, the simulator publishes it (``sim/object_pose``)
+        so that a recording can be scored without the full state.
+        """
+        raise NotImplementedError
+
+    def reached(self, pose: np.ndarray, goal_pose: np.ndarray) -> bool:
+        """The success test on object poses ``(x, y, yaw)`` (see :meth:`object_pose`)."""
+        raise NotImplementedError
+
     def success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
         """True when ``state`` solves the task whose goal is ``goal_state``."""
-        raise NotImplementedError
+        return self.reached(self._pose(state), self._pose(goal_state))
+
+    def distance(self, state: np.ndarray, goal_state: np.ndarray) -> float:
+        """Distance (world units) between the object positions of a state and a goal state."""
+        return float(np.linalg.norm(self._pose(state)[:2] - self._pose(goal_state)[:2]))
+
+    def _pose(self, state: np.ndarray) -> np.ndarray:
+        return self.object_pose(np.asarray(state, dtype=np.float64)[None])[0]
+
+    def outlines(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        """Closed outlines ``{name: [K, 2]}`` (world units) of the bodies in ``state`` that are
+        not points, for drawing a goal over a camera image; none in a point world."""
+        return {}
 
     def sample_task(self, horizon: int, seed: int | None = None) -> Task:
         """A start/goal pair drawn with ``seed`` whose solution needs about ``horizon`` steps."""
@@ -151,7 +178,6 @@ class PointEnv(World):
     speed = 2.0
     backoff = 0.5
     sliding = False
-    agent_radius = 0.0
     dot_std = 1.7
     dot_color = (1.0, 0.0, 0.0)
     wall_color = (0.0, 0.0, 0.0)
@@ -198,9 +224,14 @@ class PointEnv(World):
         return in_arena & ~inside
 
     # -- tasks --------------------------------------------------------------------------
-    def success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
+    def object_pose(self, states: np.ndarray) -> np.ndarray:
+        """The agent's position, yaw 0."""
+        states = np.asarray(states, dtype=np.float64)
+        return np.concatenate([states[:, :2], np.zeros((len(states), 1))], axis=1)
+
+    def reached(self, pose: np.ndarray, goal_pose: np.ndarray) -> bool:
         """True when the agent is within ``success_radius`` of the goal position."""
-        gap = np.asarray(state, dtype=np.float64)[:2] - np.asarray(goal_state)[:2]
+        gap = np.asarray(pose, dtype=np.float64)[:2] - np.asarray(goal_pose)[:2]
         return bool(np.linalg.norm(gap) < self.success_radius)
 
     def optimal_steps(self, state: np.ndarray, goal_state: np.ndarray) -> int:

@@ -75,6 +75,7 @@ class PushTEnv(World):
     #: Block position tolerance (units) and angle tolerance (radians) of ``success``.
     success_radius = 20.0
     success_angle = math.pi / 9
+    agent_radius = AGENT_RADIUS
     #: Fraction of the horizon the scripted expert spends on a task's solution.
     task_fraction = 0.875
 
@@ -106,20 +107,26 @@ class PushTEnv(World):
         A uniformly placed agent acting at random touches the block in few steps, and a world
         model learns pushing only from the steps where it does.
         """
-        states = self.random_states(rng, n)
-        near = rng.random(n) < 0.75
+        return self._near_block(rng, self.random_states(rng, n), rng.random(n) < 0.75)
+
+    def _near_block(
+        self, rng: np.random.Generator, states: np.ndarray, near: np.ndarray
+    ) -> np.ndarray:
+        """``states`` with the agent moved 5-60 units out from a random point of the block's
+        outline where ``near`` (and that spot is valid)."""
+        n = len(states)
         outline = block_outline(states)
         edge = rng.integers(0, outline.shape[1], size=n)
         a, b = outline[np.arange(n), edge], outline[np.arange(n), (edge + 1) % outline.shape[1]]
         point = a + rng.random((n, 1)) * (b - a)
         away = point - states[:, 2:4] - _rotate(np.array(BLOCK_PIVOT), states[:, 4])
         away /= np.linalg.norm(away, axis=1, keepdims=True) + 1e-9
-        agent = point + away * (AGENT_RADIUS + rng.uniform(5, 60, size=(n, 1)))
         candidates = states.copy()
-        candidates[:, :2] = agent
-        near &= self.valid(candidates)
-        states[near] = candidates[near]
-        return states
+        candidates[:, :2] = point + away * (AGENT_RADIUS + rng.uniform(5, 60, size=(n, 1)))
+        near = near & self.valid(candidates)
+        out = states.copy()
+        out[near] = candidates[near]
+        return out
 
     def valid(self, states: np.ndarray) -> np.ndarray:
         """``[N]`` bool: the agent is on the board and clear of the block."""
@@ -129,11 +136,18 @@ class PushTEnv(World):
         return on_board & (distance_to_block(states) > AGENT_RADIUS + 1.0)
 
     # -- tasks ----------------------------------------------------------------------------
-    def success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
+    def object_pose(self, states: np.ndarray) -> np.ndarray:
+        """The block's pose ``(x, y, angle)``."""
+        return np.asarray(states, dtype=np.float64)[:, 2:5].copy()
+
+    def reached(self, pose: np.ndarray, goal_pose: np.ndarray) -> bool:
         """The block within ``success_radius`` of the goal position and ``success_angle`` of
         its angle."""
-        gap, turn = pose_error(state, goal_state)
+        gap, turn = pose_error(pose, goal_pose)
         return bool(gap < self.success_radius and turn < self.success_angle)
+
+    def outlines(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        return {"block": block_outline(np.asarray(state, dtype=np.float64)[None])[0]}
 
     def sample_task(self, horizon: int, seed: int | None = None) -> Task:
         """The goal is where a scripted pushing expert takes the block in about ``horizon``
@@ -152,16 +166,25 @@ class PushTEnv(World):
             raise ValueError(f"horizon must be positive, got {horizon}")
         rng = np.random.default_rng(seed)
         steps = max(1, round(self.task_fraction * horizon))
-        for _ in range(64):
-            start = self.exploration_states(rng, 1)[0]
+        best: tuple[float, np.ndarray, np.ndarray, list[np.ndarray]] | None = None
+        for _ in range(32):
+            start = self.random_states(rng, 1)
+            start = self._near_block(rng, start, np.ones(1, bool))[0]
             expert = PushExpert(self, int(rng.integers(2**31)))
             state, actions = start, []
             for _ in range(steps):
                 actions.append(expert(0.0, state))
                 state = self.step_states(state[None], actions[-1][None])[0]
+            gap, turn = pose_error(start[2:5], state[2:5])
+            change = gap / self.success_radius + turn / self.success_angle
             inside = (state[2:4] > 80).all() and (state[2:4] < BOARD - 80).all()
-            if inside and not self.success(start, state):
+            if inside and (best is None or change > best[0]):
+                best = (change, start, state, actions)
+            if best is not None and not self.success(start, state) and inside:
                 break
+        if best is None:
+            raise RuntimeError("PushTEnv found no task whose block stays off the walls")
+        _, start, state, actions = best
         images = self.render_states(np.stack([start, state]))
         return Task(
             start_state=start,
@@ -170,7 +193,7 @@ class PushTEnv(World):
             goal_image=images[1],
             horizon=int(horizon),
             optimal_steps=steps,
-            non_greedy=bool(pose_error(start, state)[1] >= self.success_angle),
+            non_greedy=bool(pose_error(start[2:5], state[2:5])[1] >= self.success_angle),
             seed=seed,
             expert_actions=np.stack(actions).astype(np.float32),
         )
@@ -195,9 +218,10 @@ class PushTEnv(World):
 
 
 class PushExpert:
-    """A scripted pusher on ground truth: repeated pushes at random points of the block.
+    """A scripted pusher on ground truth: repeated pushes at points of the block's outline.
 
-    Each push picks a point of the T's outline and a depth; the agent goes to a spot just
+    Each push picks a point of the T's outline (near the agent, pushing roughly along a random
+    heading kept for the whole run), a speed and a length; the agent goes to a spot just
     outside that point (around the block, never through it, via waypoints on a circle about
     the block), then drives inwards along the outline's normal for the push's length. A
     :data:`~grasp_ros.envs.agents.Policy` (``(t, state) -> action``); deterministic per seed.
@@ -209,15 +233,20 @@ class PushExpert:
     #: another push is drawn.
     patience = 25
 
+    #: Candidate push points drawn for each push.
+    choices = 4
+
     def __init__(self, env: PushTEnv, seed: int) -> None:
         self.env = env
         self.rng = np.random.default_rng(seed)
+        angle = self.rng.uniform(0, 2 * math.pi)
+        self.heading = np.array([math.cos(angle), math.sin(angle)])
         self._push: tuple[np.ndarray, np.ndarray, int] | None = None  # local point, normal, steps
         self._pushing, self._approach, self.speed = 0, 0, 0.0
 
     def __call__(self, _t: float, state: np.ndarray) -> np.ndarray:
         if self._push is None or self._approach > self.patience:
-            self._push, self._approach = self._new_push(), 0
+            self._push, self._approach = self._new_push(state), 0
         point, normal, length = self._push
         world_point = _to_world(point[None], state[None])[0, 0]
         world_normal = _rotate(normal, np.array([state[4]]))[0]
@@ -234,16 +263,23 @@ class PushExpert:
         target = self._waypoint(state, ready)
         return np.clip((target - state[:2]) / ACTION_SCALE, -1, 1).astype(np.float32)
 
-    def _new_push(self) -> tuple[np.ndarray, np.ndarray, int]:
+    def _new_push(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """The next push: of a few random points of the outline, the one nearest the agent
+        whose push goes most along the expert's heading (so pushes add up, not cancel)."""
         edges = _outline_edges()
         lengths = np.linalg.norm(edges[:, 1] - edges[:, 0], axis=1)
-        i = int(self.rng.choice(len(edges), p=lengths / lengths.sum()))
-        a, b = edges[i]
-        point = a + self.rng.uniform(0.1, 0.9) * (b - a)
-        d = (b - a) / np.linalg.norm(b - a)
-        normal = np.array([d[1], -d[0]])  # outward for the clockwise-in-image outline
+        i = self.rng.choice(len(edges), size=self.choices, p=lengths / lengths.sum())
+        a, b = edges[i, 0], edges[i, 1]
+        points = a + self.rng.uniform(0.1, 0.9, size=(self.choices, 1)) * (b - a)
+        d = (b - a) / np.linalg.norm(b - a, axis=1, keepdims=True)
+        normals = np.stack([d[:, 1], -d[:, 0]], axis=1)  # outward: the outline runs clockwise
+        world = _to_world(points, state[None])[0]
+        turned = _rotate(normals, np.full(self.choices, state[4]))
+        ready = world + turned * (AGENT_RADIUS + 6.0)
+        score = np.linalg.norm(ready - state[:2], axis=1) + 80.0 * turned @ self.heading
+        k = int(np.argmin(score))
         self.speed = float(self.rng.uniform(0.3, 0.8))
-        return point, normal, int(self.rng.integers(4, 12))
+        return points[k], normals[k], int(self.rng.integers(4, 12))
 
     def _waypoint(self, state: np.ndarray, ready: np.ndarray) -> np.ndarray:
         """``ready`` if the straight way there misses the block, else a point on the way around."""
@@ -260,11 +296,12 @@ class PushExpert:
         return pivot + self.clearance * np.array([math.cos(angle), math.sin(angle)])
 
 
-def pose_error(state: np.ndarray, goal_state: np.ndarray) -> tuple[float, float]:
-    """Block position error (units) and angle error (radians, wrapped to ``[0, pi]``)."""
-    state, goal = np.asarray(state, dtype=np.float64), np.asarray(goal_state, dtype=np.float64)
-    gap = float(np.linalg.norm(state[2:4] - goal[2:4]))
-    turn = abs(float(state[4] - goal[4])) % (2 * math.pi)
+def pose_error(pose: np.ndarray, goal_pose: np.ndarray) -> tuple[float, float]:
+    """Position error (units) and angle error (radians, wrapped to ``[0, pi]``) between two
+    block poses ``(x, y, angle)``."""
+    pose, goal = np.asarray(pose, dtype=np.float64), np.asarray(goal_pose, dtype=np.float64)
+    gap = float(np.linalg.norm(pose[:2] - goal[:2]))
+    turn = abs(float(pose[2] - goal[2])) % (2 * math.pi)
     return gap, min(turn, 2 * math.pi - turn)
 
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from grasp_ros.control.outputs import positions
-from grasp_ros.envs import PointEnv, Task
+from grasp_ros.envs import Task, World
 from grasp_ros.models.base import to_tensor
 from grasp_ros.planning import PLANNERS, Plan, Planner, make_planner
 
@@ -93,7 +93,7 @@ def encode_tasks(
     return z[0::2], z[1::2]
 
 
-def execute(env: PointEnv, start_state: np.ndarray, actions: torch.Tensor) -> np.ndarray:
+def execute(env: World, start_state: np.ndarray, actions: torch.Tensor) -> np.ndarray:
     """Final true state after running ``actions`` ``[T, A]`` open loop from ``start_state``."""
     state = np.asarray(start_state, dtype=np.float64)[None]
     for a in actions.detach().cpu().numpy().astype(np.float64):
@@ -115,7 +115,8 @@ class TaskResult:
         oracle_iterations: iterations until that check (``None`` likewise).
         iterations, model_calls, solve_time: the planner's own over the whole budget.
         cost: the final plan's cost (the planner's objective on its rollout).
-        distance: true distance from the final plan's end to the goal, in world units.
+        distance: true distance from the final plan's end to the goal, in world units
+            (``env.distance``: the object's position, the agent's in point worlds).
         model_distance: where the model believes the final plan ends (``project`` of the
             rollout's last latent) to the goal, in world units; ``None`` without ``project``.
             Small ``model_distance`` with large ``distance`` means the planner solved the
@@ -155,7 +156,7 @@ def _model_end(model: nn.Module, plan: Plan) -> np.ndarray | None:
 
 def run_open_loop(
     planner: Planner,
-    env: PointEnv,
+    env: World,
     task: Task,
     start: torch.Tensor,
     goal: torch.Tensor,
@@ -202,7 +203,7 @@ def run_open_loop(
         model_calls=int(planner.model_calls - calls0 - check_calls),
         solve_time=float(final.solve_time),
         cost=float(final.cost),
-        distance=_distance(end_state, task.goal_state),
+        distance=env.distance(end_state, task.goal_state),
         model_distance=None if end is None else _distance(end, task.goal_state),
         model_success=None if end is None else env.success(end, task.goal_state),
     )

@@ -39,7 +39,7 @@ import torch
 
 from grasp_ros.control import PlannerRuntime
 from grasp_ros.control.episode import EpisodeHooks, Tick, run_episode
-from grasp_ros.envs import ENVS, PointEnv, Task
+from grasp_ros.envs import ENVS, Task, World
 from grasp_ros.research.bench_protocol import BENCH_PLANNERS, planner_spec
 from grasp_ros.research.bench_setup import (
     _csv,
@@ -89,7 +89,7 @@ class _Ticks(EpisodeHooks):
 
 def run_task(
     model: torch.nn.Module,
-    env: PointEnv,
+    env: World,
     task: Task,
     params: dict[str, Any],
     ticks_per_step: float,
@@ -105,7 +105,7 @@ def run_task(
         "non_greedy": task.non_greedy,
         "success": bool(out.success),
         "ticks": out.ticks,
-        "distance": float(np.linalg.norm(out.final_state[:2] - task.goal_state[:2])),
+        "distance": env.distance(out.final_state, task.goal_state),
         "solve_times": [round(t, 4) for t in hooks.solve],
         "tick_times": [round(t, 4) for t in hooks.tick],
         "iterations": hooks.iterations,

@@ -287,3 +287,35 @@ def test_the_closed_loop_benchmark_writes_its_table(tmp_path) -> None:
     assert cell["summary"]["tasks"] == 1 and len(cell["tasks"][0]["solve_times"]) >= 1
     assert run["variants"]["grasp-paper"]["objective"] == "latent_mse"
     assert "| wall | 20 | grasp-paper |" in (tmp_path / "t.md").read_text()
+
+
+def test_the_closed_loop_targets_are_checked_on_the_run() -> None:
+    from grasp_ros.research import closed_loop
+
+    def cell(wins: int, n: int, misses: int = 0) -> dict:
+        return {
+            "summary": {
+                "successes": wins,
+                "tasks": n,
+                "success_rate": wins / n,
+                "ticks": 100,
+                "deadline_misses": misses,
+            }
+        }
+
+    results = {
+        "wall": {
+            "20": {"grasp": cell(19, 20, 1), "gd": cell(20, 20)},
+            "40": {"grasp": cell(20, 20, 2), "cem": cell(3, 20)},
+        },
+        "maze": {"80": {"grasp": cell(17, 20)}, "100": {"grasp": cell(0, 20)}},
+    }
+    run = {"results": results, "config": {"budget": "deadline"}}
+    rows = "\n".join(closed_loop._targets_section(run))
+    assert "| wall success, H 20-40 | >= 95% | 39/40 = 98% (87-100) | met |" in rows
+    assert "| maze success, H 20-80 | >= 90% | 17/20 = 85%" in rows and "| missed |" in rows
+    assert "wall H=20: GRASP >= GD | same tasks | 19/20 vs 20/20 | missed" in rows
+    assert "wall H=40: GRASP >= CEM | same tasks | 20/40" not in rows
+    assert "| deadline misses (GRASP) | <= 1% | 3/400 = 0.8% | met |" in rows
+    run["config"]["budget"] = "iterations"  # the clock waits: nothing to miss
+    assert "deadline misses" not in "\n".join(closed_loop._targets_section(run))

@@ -175,7 +175,62 @@ def markdown(run: dict[str, Any]) -> str:
                     f"{1000 * s['solve_time_p50']:.0f} / {1000 * s['solve_time_p99']:.0f} ms | "
                     f"{s['iterations_mean']:.1f} | {misses(s)} |"
                 )
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *_targets_section(run)]) + "\n"
+
+
+#: Issue 12's closed-loop targets: pooled success of the default GRASP per world over the task
+#: lengths it names (Wall 20-40 steps, Maze 20-80), deadline misses, GRASP against GD and CEM.
+TARGETS = {"wall": (0.95, range(20, 41)), "maze": (0.90, range(20, 81))}
+MISS_TARGET = 0.01
+
+
+def _targets_section(run: dict[str, Any]) -> list[str]:
+    """The targets checked on this run: 'met', 'missed', or 'n/a' where the run cannot say."""
+    rows = []
+    for env, cells in run["results"].items():
+        target = TARGETS.get(env)
+        own = [
+            c["grasp"]["summary"]
+            for h, c in cells.items()
+            if "grasp" in c and target and int(h) in target[1]
+        ]
+        if own:
+            k, n = sum(s["successes"] for s in own), sum(s["tasks"] for s in own)
+            low, high = wilson_interval(k, n)
+            verdict = "n/a" if not n else ("met" if k / n >= target[0] else "missed")
+            rows.append(
+                f"| {env} success, H {target[1].start}-{target[1].stop - 1} | "
+                f">= {100 * target[0]:.0f}% | {k}/{n} = {100 * k / max(n, 1):.0f}% "
+                f"({100 * low:.0f}-{100 * high:.0f}) | {verdict} |"
+            )
+        for h, c in cells.items():
+            for rival in ("gd", "cem"):
+                if "grasp" in c and rival in c:
+                    g, r = c["grasp"]["summary"], c[rival]["summary"]
+                    ok = g["success_rate"] >= r["success_rate"]
+                    rows.append(
+                        f"| {env} H={h}: GRASP >= {rival.upper()} | same tasks | "
+                        f"{g['successes']}/{g['tasks']} vs {r['successes']}/{r['tasks']} | "
+                        f"{'met' if ok else 'missed'} |"
+                    )
+    own = [
+        c["grasp"]["summary"]
+        for cells in run["results"].values()
+        for c in cells.values()
+        if "grasp" in c
+    ]
+    ticks = sum(s["ticks"] for s in own)
+    if run["config"]["budget"] == "deadline" and ticks:
+        misses = sum(s["deadline_misses"] for s in own)
+        verdict = "met" if misses / ticks <= MISS_TARGET else "missed"
+        rows.append(
+            f"| deadline misses (GRASP) | <= {100 * MISS_TARGET:g}% | {misses}/{ticks} = "
+            f"{100 * misses / ticks:.1f}% | {verdict} |"
+        )
+    if not rows:
+        return []
+    head = ["", "Against issue 12's targets:", "", "| target | wanted | measured | |"]
+    return [*head, "|---|---|---|---|", *rows]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

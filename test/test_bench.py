@@ -9,6 +9,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,20 @@ def test_the_oracles_checks_change_neither_the_search_nor_the_final_plan(
     assert checked.cost == plain.cost
     if name == "grasp":  # the case the purity matters for: some check saw a better plan
         assert min(p.cost for p in seen) < plain.cost
+
+
+def test_a_cpu_time_budget_is_kept_on_the_process_clock() -> None:
+    """On a shared machine the wall clock gives a planner whatever CPU others leave; the CPU
+    clock (--clock cpu) budgets this process's own seconds."""
+    env, model = WallEnv(), DotModel()
+    task = make_task(env, (8, 10), (20, 50), horizon=24)
+    s, g = encode_tasks(model, [task], CPU)
+    planner = build_planner("gd", model, 24, max_iters=100_000, seed=0, clock="cpu")
+    assert planner.clock is time.process_time and planner._deadline.clock is time.process_time
+    c0 = time.process_time()
+    res = run_open_loop(planner, env, task, s[0], g[0], budget=0.2, check_every=0.05)
+    used = time.process_time() - c0
+    assert res.iterations > 0 and res.solve_time <= 0.25 and res.solve_time <= used
 
 
 def test_planners_compared_from_the_same_sampled_start() -> None:
@@ -394,6 +409,7 @@ def test_task_lengths_that_stop_growing_are_labelled_capped() -> None:
         (["--model", "wall"], "expected ENV=SPEC"),
         (["--device", "tpu"], "--device 'tpu'"),
         (["--planners", "grasp-paper"], "run in closed loop only"),
+        (["--clock", "cpu", "--threads", "2"], "--clock cpu needs --threads 1"),
     ],
 )
 def test_bad_arguments_exit_with_a_clear_message(argv: list[str], message: str, capsys) -> None:

@@ -36,6 +36,7 @@ from grasp_ros.planning import PLANNERS
 from grasp_ros.research import bench_report, bench_stats, closed_loop
 from grasp_ros.research.bench_protocol import (
     BENCH_PLANNERS,
+    CLOCKS,
     START_GROUPS,
     build_planner,
     encode_tasks,
@@ -117,6 +118,13 @@ class BenchOptions:
         type=float,
     )
     max_iters: int | None = option(None, "iteration cap, the same for every planner", type=int)
+    clock: str = option(
+        "wall",
+        "what the budget and times are measured on: 'wall' (the paper's protocol) or 'cpu' "
+        "(this process's CPU time: the same budgets under any load on a shared machine; "
+        "needs --threads 1) (default: wall)",
+        choices=sorted(CLOCKS),
+    )
     checks: int | None = option(
         None,
         "executions of the current plan in the true environment per budget, evenly "
@@ -181,6 +189,11 @@ class BenchOptions:
                 "(--closed-loop)",
             ),
             (self.threads >= 0, "--threads must be 0 or more"),
+            (
+                self.clock == "wall" or (self.threads == 1 and not self.device.startswith("cuda")),
+                "--clock cpu needs --threads 1 and a CPU device (CPU time adds up threads and "
+                "does not see a GPU)",
+            ),
             (
                 self.device in ("auto", "cpu") or self.device.startswith("cuda"),
                 f"--device {self.device!r}: use cpu, cuda, cuda:N or auto",
@@ -260,13 +273,15 @@ def run(args: BenchOptions) -> dict[str, Any]:
             for name in args.planners:
                 bar.set_postfix_str(f"{env_name} H={horizon} {name} timing")
                 timing[env_name][name][str(horizon)] = iteration_seconds(
-                    name, model, horizon, starts[0], goals[0]
+                    name, model, horizon, starts[0], goals[0], clock=args.clock
                 )
                 bar.update()
                 outcomes = []
                 for i, task in enumerate(tasks):
                     bar.set_postfix_str(f"{env_name} H={horizon} {name} task {i + 1}/{len(tasks)}")
-                    planner = build_planner(name, model, horizon, args.max_iters, task.seed)
+                    planner = build_planner(
+                        name, model, horizon, args.max_iters, task.seed, args.clock
+                    )
                     res = run_open_loop(
                         planner,
                         env,
@@ -299,6 +314,7 @@ def run(args: BenchOptions) -> dict[str, Any]:
             "budget_per_step": args.budget_per_step,
             "budgets": budgets,
             "max_iters": args.max_iters,
+            "clock": args.clock,
             "checks": args.checks,
             "threads": args.threads,
         },

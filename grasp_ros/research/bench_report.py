@@ -205,8 +205,10 @@ def _claims_section(claims: list[dict[str, Any]]) -> list[str]:
 def _protocol(cfg: dict[str, Any]) -> str:
     """How the planners were budgeted and judged, in words."""
     budgets = ", ".join(f"H={h}: {b:g}s" for h, b in cfg["budgets"].items())
+    clock = {"wall": "wall-clock", "cpu": "CPU-time (this process's, 1 thread: load-independent)"}
     return (
-        f"Every planner gets the same wall-clock budget ({cfg['budget_per_step'] * 1000:g} ms "
+        f"Every planner gets the same {clock[cfg.get('clock', 'wall')]} budget "
+        f"({cfg['budget_per_step'] * 1000:g} ms "
         f"per horizon step: {budgets}) and iteration cap ({cfg['max_iters']}), plans to the end "
         "of it, and its final plan is executed once, open loop, in the true environment: the "
         f"headline. The oracle executes the plan so far {cfg['checks']} times per budget, "

@@ -5,7 +5,9 @@ back through the ``cmd_vel.*`` parameters), zeros once no command came for ``act
 seconds (`grasp_ros.control.sim_robot`, the ROS-free part), and publishes what the team's topic
 contract names (`grasp_ros.io.sim_topics`, the module the bag recorder writes the same topics
 with): ``camera/image_raw`` at ``camera_rate``, the goal image and the task (latched), the
-ground-truth ``sim/pose`` and the action it executed on ``sim/executed_action``.
+ground-truth ``sim/pose`` and ``sim/object_pose`` (what the task is about: Push-T's block), the
+action it executed on ``sim/executed_action``, and, while someone subscribes, ``sim/markers``
+for rviz (the agent, Push-T's block and its goal pose; `grasp_ros.viz.world_markers`).
 ``~/new_task`` draws the next task (seed + 1).
 """
 
@@ -19,6 +21,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 from grasp_ros.control.cmd_vel import TWIST_FIELDS, action_from_twist
 from grasp_ros.control.node_params import SIM_SCHEMA
@@ -28,6 +31,7 @@ from grasp_ros.io import sim_topics as T
 from grasp_ros.msg import ActionCommand
 from grasp_ros.nodes import messages as M
 from grasp_ros.nodes import ros
+from grasp_ros.viz import world_markers
 
 
 class SimNode(Node):
@@ -42,6 +46,8 @@ class SimNode(Node):
         self._goal_pub = self.create_publisher(Image, T.GOAL_TOPIC, ros.LATCHED_QOS)
         self._task_pub = self.create_publisher(String, T.TASK_TOPIC, ros.LATCHED_QOS)
         self._pose_pub = self.create_publisher(PoseStamped, T.POSE_TOPIC, 10)
+        self._object_pub = self.create_publisher(PoseStamped, T.OBJECT_POSE_TOPIC, 10)
+        self._markers_pub = self.create_publisher(MarkerArray, T.MARKERS_TOPIC, 10)
         self._executed_pub = self.create_publisher(ActionCommand, T.EXECUTED_ACTION_TOPIC, 10)
         self.create_subscription(ActionCommand, "action", self._on_action, 10)
         self.create_subscription(Twist, "cmd_vel", self._on_twist, 10)
@@ -74,11 +80,16 @@ class SimNode(Node):
         stamp = self.get_clock().now().to_msg()
         fields = {"action": step.action, "dt": 1.0 / self.params["step_rate"], "step_index": 0}
         self._executed_pub.publish(M.action_msg(fields, M.header(stamp)))
-        position = np.append(step.state[:2], 0.0)
-        self._pose_pub.publish(M.pose_stamped(position, M.header(stamp, T.MAP_FRAME)))
+        hdr = M.header(stamp, T.MAP_FRAME)
+        self._pose_pub.publish(M.pose_stamped(np.append(step.state[:2], 0.0), hdr))
+        pose = self.robot.env.object_pose(step.state[None])[0]
+        self._object_pub.publish(M.pose_stamped(np.append(pose[:2], 0.0), hdr, yaw=pose[2]))
+        if self._markers_pub.get_subscription_count() > 0:
+            markers = world_markers(self.robot.env, step.state, self.robot.task.goal_state)
+            self._markers_pub.publish(M.marker_array(markers, hdr))
         if step.reached:
             self.get_logger().info(
-                f"goal reached after {self.robot.steps} steps (shortest path: "
+                f"goal reached after {self.robot.steps} steps (expert solution: "
                 f"{self.robot.task.optimal_steps})"
             )
 

@@ -11,7 +11,7 @@ from grasp_ros.models import WorldModel, has_decoder, has_projection, load_world
 from grasp_ros.models.loader import CHECKPOINT_DIR, list_shipped_models
 from grasp_ros.models.patch import PatchWorldModel
 from grasp_ros.planning import make_planner
-from grasp_ros.research import train, train_patch
+from grasp_ros.research import bench_pusht, train, train_patch
 from grasp_ros.research.conditioning import conditioning
 
 
@@ -115,3 +115,39 @@ def test_shipped_patch_models_load_with_their_cards(name):
     assert isinstance(model, PatchWorldModel)
     assert (CHECKPOINT_DIR / f"{name}.md").is_file()
     assert (CHECKPOINT_DIR / f"{name}.pt").stat().st_size < 5_000_000
+
+
+def test_wilson_interval_is_sound_at_the_extremes():
+    low, high = bench_pusht.wilson(0, 5)
+    assert low == 0.0 and 0.4 < high < 0.5
+    low, high = bench_pusht.wilson(5, 5)
+    assert 0.5 < low < 0.6 and high == 1.0
+
+
+def test_paper_table_cell_and_markdown():
+    def run(success, oracle, t):
+        return {"success": success, "oracle_success": oracle, "oracle_time_to_success": t}
+
+    tasks = [run(True, True, 2.0), run(False, True, 4.0), run(False, False, None)]
+    c = bench_pusht.cell(tasks)
+    assert c["success"] == pytest.approx(1 / 3) and c["oracle_success"] == pytest.approx(2 / 3)
+    assert c["oracle_median_time_to_success"] == 3.0
+    opts = bench_pusht.parse_args(["--horizons", "40", "--planners", "grasp,gd"])
+    cond = {f"jacobian_{k}": 1.0 for k in ("step_median", "step_max", "rollout_median")}
+    cond |= {"jacobian_rollout_max": 2.0, "grad_spread_median": 3.0, "grad_spread_max": 9.0}
+    cond |= {"conditioning_rollouts": 16.0, "conditioning_horizon": 50.0}
+    record = {
+        "models": {
+            "pusht": {
+                "class": "PatchWorldModel",
+                "latent_shape": [64, 32],
+                "cells": {40: {"grasp": c, "gd": c}},
+                "iteration_seconds": {"grasp": {"40": 0.01}, "gd": {"40": 0.02}},
+                "conditioning": cond,
+            }
+        }
+    }
+    text = bench_pusht.markdown(record, opts)
+    assert "| H=40 ours | 33% [6-79] (oracle 67% / 3.0s) |" in text
+    assert "| H=40 paper | 51.0% / 18.0s | 59.0% / 8.5s |" in text
+    assert "| H=40 | 20.0 ms | 10.0 ms |" in text

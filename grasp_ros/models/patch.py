@@ -96,7 +96,9 @@ class PatchWorldModel(WorldModel):
         if WORK_SIZE % grid or grid > WORK_SIZE // 2:
             raise ValueError(f"grid={grid} must divide {WORK_SIZE} and be at most {WORK_SIZE // 2}")
         if dim % heads or channels % heads:
-            raise ValueError(f"dim={dim} and channels={channels} must be multiples of heads={heads}")
+            raise ValueError(
+                f"dim={dim} and channels={channels} must be multiples of heads={heads}"
+            )
         self.config: dict[str, Any] = {
             "image_size": image_size,
             "grid": grid,

@@ -1,8 +1,8 @@
 """The paper's headline table, side by side: Push-T (and Wall) with patch-token models.
 
 Psenka et al. (2026) report success and median time to success of CEM, GD, LatCo and GRASP on
-Push-T with a DINO-WM world model at H = 40-80 (:data:`PAPER`). This tool runs grasp-ros-bench
-(:mod:`grasp_ros.research.bench`, its protocol unchanged) once per world model, adds the
+Push-T with a DINO-WM world model at H = 40-80 (:data:`PAPER`). This tool runs grasp-ros-bench's
+open-loop protocol (:mod:`grasp_ros.research.bench_protocol`, unchanged) per world model, adds the
 conditioning diagnostic of each model (:mod:`grasp_ros.research.conditioning`, the reason
 GRASP's advantage should or should not appear), and writes one Markdown and one JSON file:
 ours beside the paper's in the paper's format, with 95% Wilson intervals on the success rates
@@ -25,20 +25,50 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from grasp_ros.cli import add_options, option, parse
-from grasp_ros.models import env_for_model, load_world_model
+from grasp_ros.envs import PointEnv
+from grasp_ros.models import WorldModel, list_shipped_models
+from grasp_ros.models.loader import CHECKPOINT_DIR
 from grasp_ros.research import bench
+from grasp_ros.research.bench_protocol import build_planner, encode_tasks, run_open_loop
 from grasp_ros.research.conditioning import conditioning
 
 #: The paper's Table (Push-T, DINO-WM): horizon -> planner -> (success %, median seconds to
 #: success; ``None`` where nothing succeeded). LatCo is our ``collocation``.
 PAPER: dict[int, dict[str, tuple[float, float | None]]] = {
-    40: {"cem": (61.4, 35.3), "gd": (51.0, 18.0), "collocation": (15.0, 598.0), "grasp": (59.0, 8.5)},
-    50: {"cem": (30.2, 96.2), "gd": (37.6, 76.3), "collocation": (4.2, 1114.7), "grasp": (43.4, 15.2)},
-    60: {"cem": (7.2, 83.1), "gd": (16.4, 146.5), "collocation": (2.0, 231.5), "grasp": (26.2, 49.1)},
-    70: {"cem": (7.8, 156.1), "gd": (12.0, 103.1), "collocation": (0.0, None), "grasp": (16.0, 79.9)},
-    80: {"cem": (2.8, 132.2), "gd": (6.4, 161.3), "collocation": (0.0, None), "grasp": (10.4, 58.9)},
+    40: {
+        "cem": (61.4, 35.3),
+        "gd": (51.0, 18.0),
+        "collocation": (15.0, 598.0),
+        "grasp": (59.0, 8.5),
+    },
+    50: {
+        "cem": (30.2, 96.2),
+        "gd": (37.6, 76.3),
+        "collocation": (4.2, 1114.7),
+        "grasp": (43.4, 15.2),
+    },
+    60: {
+        "cem": (7.2, 83.1),
+        "gd": (16.4, 146.5),
+        "collocation": (2.0, 231.5),
+        "grasp": (26.2, 49.1),
+    },
+    70: {
+        "cem": (7.8, 156.1),
+        "gd": (12.0, 103.1),
+        "collocation": (0.0, None),
+        "grasp": (16.0, 79.9),
+    },
+    80: {
+        "cem": (2.8, 132.2),
+        "gd": (6.4, 161.3),
+        "collocation": (0.0, None),
+        "grasp": (10.4, 58.9),
+    },
 }
 PLANNERS = ("cem", "gd", "collocation", "grasp")
 LABELS = {"cem": "CEM", "gd": "GD", "collocation": "LatCo-style", "grasp": "GRASP"}
@@ -94,37 +124,82 @@ def cell(tasks: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+class _Unprojected(WorldModel):
+    """``model`` without ``project``: the benchmark compares ``project`` (the agent's position)
+    with the goal state's success test, a point-world figure that a Push-T state (the block's
+    pose) does not fit; the planners see the same model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model.latent_shape, model.action_dim, model.action_low, model.action_high)
+        self.inner = model
+        self.env_name = model.env_name
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.inner.encode(images)
+
+    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self.inner(latents, actions)
+
+
+def run_model(spec: str, opts: PaperTableOptions) -> dict[str, Any]:
+    """grasp-ros-bench's open-loop protocol (:func:`bench_protocol.run_open_loop`) for one
+    model: every planner on the same tasks and budgets. The per-iteration time is each run's
+    own (planner-clock seconds over iterations), not a separate timing pass, which at
+    patch-token scale would cost more CPU time than the runs."""
+    model, env = bench.load_model(opts.env, spec, torch.device("cpu"))
+    planned = model if isinstance(env, PointEnv) else _Unprojected(model)
+    cells: dict[int, dict[str, Any]] = {}
+    iteration: dict[str, dict[str, float]] = {p: {} for p in opts.planners}
+    outcomes: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for h in opts.horizons:
+        tasks = [env.sample_task(h, seed=s) for s in range(opts.tasks)]
+        starts, goals = encode_tasks(model, tasks, torch.device("cpu"))
+        budget = opts.budget_per_step * h
+        cells[h], outcomes[str(h)] = {}, {}
+        for p in opts.planners:
+            runs = []
+            for i, task in enumerate(tasks):
+                planner = build_planner(p, planned, h, opts.max_iters, int(task.seed or 0))
+                res = run_open_loop(planner, env, task, starts[i], goals[i], budget,
+                                    budget / opts.checks)  # fmt: skip
+                runs.append(res.to_dict())
+                print(f"{spec} H={h} {p} task {i}: success {res.success}", file=sys.stderr)
+            cells[h][p] = cell(runs)
+            iteration[p][str(h)] = float(
+                np.median([r["solve_time"] / max(r["iterations"], 1) for r in runs])
+            )
+            outcomes[str(h)][p] = runs
+    return {
+        "class": type(model).__name__,
+        "latent_shape": list(model.latent_shape),
+        "cells": cells,
+        "iteration_seconds": iteration,
+        "conditioning": _conditioning(spec, model, env, opts.conditioning_horizon),
+        "tasks": outcomes,
+    }
+
+
+def _conditioning(spec: str, model: nn.Module, env: Any, horizon: int) -> dict[str, float]:
+    """The model card's conditioning figures when its checkpoint holds them at ``horizon``
+    (a minute of CPU for a patch-token model), else measured now."""
+    path = CHECKPOINT_DIR / f"{spec}.pt" if spec in list_shipped_models() else Path(spec)
+    metrics = torch.load(path, weights_only=True).get("metrics", {}) if path.is_file() else {}
+    if metrics.get("conditioning_horizon") == horizon:
+        return {
+            k: v for k, v in metrics.items() if k.startswith(("jacobian", "grad_spread", "cond"))
+        }
+    return conditioning(model, env, horizon=horizon)
+
+
 def run(opts: PaperTableOptions) -> dict[str, Any]:
-    """One benchmark run per model, plus each model's conditioning; the record to write."""
-    record: dict[str, Any] = {"options": {k: str(v) for k, v in vars(opts).items()}, "models": {}}
-    for spec in opts.model or [opts.env]:
-        argv = [
-            "--env", opts.env,
-            "--model", f"{opts.env}={spec}",
-            "--planners", ",".join(opts.planners),
-            "--horizons", ",".join(map(str, opts.horizons)),
-            "--tasks", str(opts.tasks),
-            "--budget-per-step", str(opts.budget_per_step),
-            "--max-iters", str(opts.max_iters),
-            "--checks", str(opts.checks),
-            "--device", "cpu",
-        ]  # fmt: skip
-        run_record = bench.run(bench.parse_args(argv))
-        model = load_world_model(spec, device="cpu")
-        cond = conditioning(model, env_for_model(model), horizon=opts.conditioning_horizon)
-        results = run_record["results"][opts.env]
-        cells = {
-            h: {p: cell(results[str(h)][p]["tasks"]) for p in opts.planners} for h in opts.horizons
-        }
-        record["models"][spec] = {
-            "class": type(model).__name__,
-            "latent_shape": list(model.latent_shape),
-            "cells": cells,
-            "iteration_seconds": run_record["iteration_seconds"][opts.env],
-            "conditioning": cond,
-            "bench": run_record,
-        }
-    return record
+    """:func:`run_model` for each model; the record to write."""
+    torch.set_num_threads(1)
+    return {
+        "options": {k: str(v) for k, v in vars(opts).items()},
+        "machine": bench.machine_info(),
+        "versions": bench.versions(),
+        "models": {spec: run_model(spec, opts) for spec in opts.model or [opts.env]},
+    }
 
 
 def _ours(c: dict[str, Any]) -> str:

@@ -91,7 +91,7 @@ def _measure(
     iters: int,
     seed: int,
 ) -> dict[str, float]:
-    n, horizon = a.shape[:2]
+    horizon = a.shape[1]
     with torch.no_grad():
         chain = [z0]
         for t in range(horizon):
@@ -130,8 +130,10 @@ def conditioning_rows(m: dict[str, float]) -> str:
     rows = [
         ("one step, spectral norm of D_s F (median / p90 / largest)", "jacobian_step", True),
         ("whole rollout, spectral norm of d s_T / d s_0 (median / largest)", "jacobian_rollout"),
-        ("GD gradient size, largest / smallest step in one rollout (median / largest)",
-         "grad_spread"),
+        (
+            "GD gradient size, largest / smallest step in one rollout (median / largest)",
+            "grad_spread",
+        ),
     ]
     lines = []
     for label, key, *p90 in rows:

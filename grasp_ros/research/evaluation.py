@@ -80,9 +80,7 @@ def _dot_error(images: torch.Tensor, positions: torch.Tensor, world_size: float)
     return (torch.stack([x, y], 1) - positions).norm(dim=1).mean().item()
 
 
-def forward_timing(
-    model: WorldModel, batch: int = 200, repeats: int = 50
-) -> dict[str, float]:
+def forward_timing(model: WorldModel, batch: int = 200, repeats: int = 50) -> dict[str, float]:
     """Median milliseconds of ``forward`` (and forward + backward) on a ``batch`` of latents."""
     z = torch.randn(batch, *model.latent_shape)
     a = torch.zeros(batch, model.action_dim, requires_grad=True)

@@ -163,8 +163,9 @@ def patch_model_card(
     point_world = "idle_drift" in m  # fidelity's checks run in the point worlds only
     moving = "dot pixels" if point_world else "pixels unlike the median frame"
     state = (
-        "state" if point_world else "agent and block position, block angle as a point 60 units "
-        "from its pivot"
+        "state"
+        if point_world
+        else "agent and block position, block angle as a point 60 units from its pivot"
     )
     fidelity = (
         f"""
@@ -196,12 +197,13 @@ token to its image patch; position head `project()` on the mean token.
 Held out: {t["eval_episodes"]} episodes from seed {t["seed"] + 10_000}.
 
 ## Training
-1. Representation, {t["representation_steps"]} steps of {2 * t["batch_size"]} frames, encoder
-   trained jointly with the decoder and the position head: reconstruction (BCE, {moving}
-   x{DOT_WEIGHT:g}) + position + geometry (RMS distance between token grids matched to the
-   distance in {state}). Geometry correlation of the random, untrained encoder (a frozen random encoder's
-   planning cost): {m["random_encoder_geometry_corr"]:.3f}; after training: \
-{m["geometry_corr"]:.3f}.
+1. Representation, {_patch_stage1(t)}, encoder trained jointly with the decoder and
+   the position head: reconstruction (BCE, {moving} x{DOT_WEIGHT:g}) + position + geometry
+   (RMS distance between token grids matched to the distance in {state}).
+   Correlation of latent with state distance (held out): \
+{m["random_encoder_geometry_corr"]:.3f}
+   for the random, untrained encoder (what a frozen random encoder would give the planners'
+   cost), {m["geometry_corr"]:.3f} after training.
 2. Predictor, {t["dynamics_steps"]} steps of {t["rollout_batch_size"]} open-loop rollouts of
    {t["rollout_steps"]} steps on the frozen tokens. Final training rollout MSE: \
 {m["final_rollout_loss"]:.2e}.
@@ -233,3 +235,9 @@ steps from encoded start frames.
 `forward`: {m["forward_ms_b200"]:.2f} ms; forward + backward: \
 {m["forward_backward_ms_b200"]:.2f} ms.
 """
+
+
+def _patch_stage1(t: dict[str, Any]) -> str:
+    if t["representation_steps"] == 0 and t.get("init"):
+        return f"taken unchanged from `{t['init']}` (`--init`)"
+    return f"{t['representation_steps']} steps of {2 * t['batch_size']} frames"

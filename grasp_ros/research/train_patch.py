@@ -89,6 +89,12 @@ class PatchTrainOptions:
     still_prob: float = option(0.1, "share of held random actions that are zero", type=float)
     threads: int = option(1, "torch threads (0: torch's default)", type=int)
     conditioning_horizon: int = option(50, "rollout length of the conditioning check", type=int)
+    init: Path | None = option(
+        None,
+        "start from these weights (a patch-token checkpoint or a NAME.train.pt progress file "
+        "of the same shape); with --representation-steps 0 its encoder is kept",
+        type=Path,
+    )
 
     def problems(self) -> list[str]:
         """What is wrong with these options."""
@@ -178,11 +184,16 @@ def run(args: PatchTrainOptions) -> dict[str, Any]:
     )
     random_corr = geometry_corr(model, env, held_out)
     print(f"random encoder: geometry corr {random_corr:.3f}", file=sys.stderr)
+    if args.init is not None:
+        saved = torch.load(args.init, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved.get("model", saved)["state_dict"])
     background = None if point_world else background_image(data["frames"])
     train_representation(args, model, env, data, progress_path, 0, None, background)
     latents = encode_frames(model, data["frames"])
     pool = (latents, data["actions"], torch.ones(len(latents)))
-    loss = train_dynamics(args, model, pool, progress_path, "dynamics", args.dynamics_steps, 0, None)
+    loss = train_dynamics(
+        args, model, pool, progress_path, "dynamics", args.dynamics_steps, 0, None
+    )
     train_seconds = time.time() - t_start
 
     model.eval()
@@ -213,4 +224,3 @@ def main(argv: list[str] | None = None) -> int:
     name = output_name(args.env, args.model)
     print(f"wrote {args.out / (name + '.pt')} and {args.out / (name + '.md')}")
     return 0
-

@@ -196,9 +196,7 @@ def representation_loss(
     return {"total": total, "recon": recon, "position": pos, "geometry": geometry}
 
 
-def rollout_loss(
-    model: WorldModel, latents: torch.Tensor, actions: torch.Tensor
-) -> torch.Tensor:
+def rollout_loss(model: WorldModel, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """Mean latent MSE of an open-loop rollout from ``latents[:, 0]`` over ``actions``."""
     z = latents[:, 0]
     loss = latents.new_zeros(())

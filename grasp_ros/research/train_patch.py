@@ -211,6 +211,7 @@ def run(args: PatchTrainOptions) -> dict[str, Any]:
     ckpt = model.checkpoint(metrics=metrics, training=training)
     atomic_save(ckpt, args.out / f"{name}.pt")
     defaults = dataclasses.asdict(parse_args([args.env, "--model", args.model]))
+    defaults["model"] = "auto"  # the card's command names a --model other than the world's
     card = patch_model_card(name, training, metrics, defaults)
     (args.out / f"{name}.md").write_text(card, encoding="utf-8")
     progress_path.unlink(missing_ok=True)

@@ -50,6 +50,7 @@ EXPECTED_FIELDS = {
         ("action", "float32[]"),
         ("dt", "float32"),
         ("step_index", "uint32"),
+        ("chunk", "float32[]"),
     ],
 }
 
@@ -137,6 +138,7 @@ def test_status_constants_have_the_runtime_values() -> None:
         "STALE_IMAGE": 3,
         "PLANNER_ERROR": 4,
         "GOAL_REACHED": 5,
+        "STOPPED": 6,
     }
     assert messages.status_codes() == expected
     cls = messages.typestore().types[messages.PLANNER_STATUS]
@@ -167,6 +169,13 @@ def test_virtual_trajectory_patch_token_latents() -> None:
     assert list(back.latent_shape) == [256, 384]
     assert back.virtual_states.size == 3 * 256 * 384
     assert back.positions == []
+
+
+def test_a_lean_virtual_trajectory_has_no_latents() -> None:
+    empty = np.zeros(0)
+    back = roundtrip(trajectory(latent_shape=(256, 384), virtual_states=empty, rollout=empty))
+    assert list(back.latent_shape) == [256, 384] and back.virtual_states.size == 0
+    assert back.rollout.size == 0 and len(back.positions) == 6
 
 
 def test_virtual_trajectory_rejects_bad_shapes() -> None:
@@ -201,8 +210,18 @@ def test_action_command_roundtrip() -> None:
     back = roundtrip(msg)
     assert_msg_equal(msg, back)
     assert back.action.dtype == np.float32 and back.step_index == 4
+    np.testing.assert_array_equal(back.chunk, [0.5, -0.25])
+    chunk = [[0.5, -0.25], [0.25, 0.0], [0.0, 0.0]]
+    msg = messages.action_command_msg(
+        stamp_sec=3.0, action=chunk[0], dt=0.1, step_index=0, chunk=chunk
+    )
+    np.testing.assert_array_equal(roundtrip(msg).chunk.reshape(3, 2), chunk)
     with pytest.raises(ValueError, match="vector"):
         messages.action_command_msg(stamp_sec=0.0, action=np.zeros((2, 2)), dt=0.1, step_index=0)
+    with pytest.raises(ValueError, match="chunk"):
+        messages.action_command_msg(
+            stamp_sec=0.0, action=[0.0, 0.0], dt=0.1, step_index=0, chunk=np.zeros((2, 3))
+        )
 
 
 def test_image_msg_roundtrip() -> None:

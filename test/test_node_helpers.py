@@ -54,6 +54,7 @@ def test_declarations_carry_ranges_choices_and_read_only():
         "device",
         "cpu_threads",
         "compile",
+        "cmd_vel.stamped",
     }
     stop = decls["stop_action"]
     assert stop.ros_type == "double_array" and stop.dynamic_typing and stop.default == []

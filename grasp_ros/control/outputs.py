@@ -27,17 +27,44 @@ def positions(model: nn.Module, latents: torch.Tensor) -> np.ndarray | None:
         return model.project(latents).detach().cpu().numpy().astype(np.float32)
 
 
-def trajectory_fields(plan: Plan, model: nn.Module) -> dict[str, Any]:
-    """VirtualTrajectory fields (all but the header) for ``plan``."""
+def map_positions(xyz: np.ndarray | None, world_scale: float) -> np.ndarray | None:
+    """Positions ``[N, 3]`` in the model's project() units and image axes (x along the image
+    columns, y down the rows) as REP-103 map coordinates: metres, right-handed, z up.
+
+    The image's row axis grows downward, so y flips: x stays along the columns, y points up
+    the image, and the origin stays at the image's top-left corner (the arena's origin).
+    """
+    if xyz is None:
+        return None
+    out = np.asarray(xyz, dtype=np.float64).reshape(len(xyz), -1) * world_scale
+    if out.shape[1] > 1:
+        out[:, 1] = -out[:, 1]
+    return out
+
+
+def trajectory_fields(
+    plan: Plan, model: nn.Module, *, latents: bool = True, world_scale: float | None = None
+) -> dict[str, Any]:
+    """VirtualTrajectory fields (all but the header) for ``plan``.
+
+    Without ``latents`` the two latent arrays are empty: the plan message stays a few kB for
+    any latent size (the planner node's default, ``plan_latents``). With ``world_scale`` the
+    positions are REP-103 metres (:func:`map_positions`); without, the model's own units, as
+    the offline tools draw them on the image.
+    """
+    empty = np.zeros(0, np.float32)
+    xyz = [positions(model, plan.states), positions(model, plan.rollout)]
+    if world_scale is not None:
+        xyz = [map_positions(p, world_scale) for p in xyz]
     return {
         "planner": plan.planner,
         "latent_shape": [int(d) for d in model.latent_shape],
         "action_dim": int(model.action_dim),
-        "virtual_states": plan.states.detach().cpu().numpy().astype(np.float32),
-        "rollout": plan.rollout.detach().cpu().numpy().astype(np.float32),
+        "virtual_states": plan.states.detach().cpu().numpy().astype(np.float32) if latents else empty,
+        "rollout": plan.rollout.detach().cpu().numpy().astype(np.float32) if latents else empty,
         "actions": plan.actions.detach().cpu().numpy().astype(np.float32),
-        "positions": positions(model, plan.states),
-        "rollout_positions": positions(model, plan.rollout),
+        "positions": xyz[0],
+        "rollout_positions": xyz[1],
         "cost": float(plan.cost),
         "iterations": int(plan.iterations),
         "solve_time": float(plan.solve_time),
@@ -68,10 +95,12 @@ def status_fields(cmd: Command, stats: RuntimeStats) -> dict[str, Any]:
     }
 
 
-def action_fields(cmd: Command, step_index: int = 0) -> dict[str, Any]:
-    """ActionCommand fields (all but the header): the action to apply for ``dt`` seconds."""
+def action_fields(cmd: Command) -> dict[str, Any]:
+    """ActionCommand fields (all but the header): the action to apply now for ``dt`` seconds,
+    and the chunk of the plan's first ``action_chunk`` actions it starts (``dt`` apart)."""
     return {
-        "action": np.asarray(cmd.actions[step_index], dtype=np.float32),
+        "action": np.asarray(cmd.action, dtype=np.float32),
         "dt": float(cmd.dt),
-        "step_index": int(step_index),
+        "step_index": 0,
+        "chunk": np.asarray(cmd.actions, dtype=np.float32),
     }

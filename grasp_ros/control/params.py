@@ -231,7 +231,8 @@ _BASE = (
         "action_chunk",
         int,
         1,
-        "actions returned per tick (the first k of the plan)",
+        "actions published per tick: the plan's first k, one control period apart, for a "
+        "controller that executes between ticks (ActionCommand.chunk)",
         low=1,
         high=1000,
     ),
@@ -257,7 +258,30 @@ _BASE = (
     ),
     # Read by the ROS nodes only; here so that one schema covers config/planner.yaml.
     _p("frame_id", str, "map", "frame of the published plan positions and markers"),
-    _p("cmd_vel.enabled", bool, False, "also publish geometry_msgs/Twist on cmd_vel"),
+    _p(
+        "world_scale",
+        float,
+        0.05,
+        "metres per unit of the model's project() positions (the reference worlds' arena "
+        "units), for REP-103 positions in frame_id",
+        low=1e-9,
+        high=1e6,
+    ),
+    _p(
+        "plan_latents",
+        bool,
+        False,
+        "also put the latent states (virtual_states, rollout) in the plan message; off: actions, "
+        "costs, positions and metadata only (patch-token latents are megabytes a tick)",
+    ),
+    _p("cmd_vel.enabled", bool, False, "also publish a velocity command on cmd_vel"),
+    _p(
+        "cmd_vel.stamped",
+        bool,
+        True,
+        "cmd_vel as geometry_msgs/TwistStamped (nav2's default on Jazzy); false: Twist",
+        read_only=True,
+    ),
     _p("cmd_vel.linear_x", int, 0, "action index mapped to linear.x (-1: none)", low=-1, high=64),
     _p("cmd_vel.linear_y", int, 1, "action index mapped to linear.y (-1: none)", low=-1, high=64),
     _p(

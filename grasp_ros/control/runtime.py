@@ -43,6 +43,7 @@ class Status(enum.IntEnum):
     STALE_IMAGE = 3
     PLANNER_ERROR = 4
     GOAL_REACHED = 5
+    STOPPED = 6
 
 
 @dataclass

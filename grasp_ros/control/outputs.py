@@ -60,9 +60,9 @@ def trajectory_fields(
         "planner": plan.planner,
         "latent_shape": [int(d) for d in model.latent_shape],
         "action_dim": int(model.action_dim),
-        "virtual_states": plan.states.detach().cpu().numpy().astype(np.float32) if latents else empty,
-        "rollout": plan.rollout.detach().cpu().numpy().astype(np.float32) if latents else empty,
-        "actions": plan.actions.detach().cpu().numpy().astype(np.float32),
+        "virtual_states": _numpy(plan.states) if latents else empty,
+        "rollout": _numpy(plan.rollout) if latents else empty,
+        "actions": _numpy(plan.actions),
         "positions": xyz[0],
         "rollout_positions": xyz[1],
         "cost": float(plan.cost),
@@ -70,6 +70,10 @@ def trajectory_fields(
         "solve_time": float(plan.solve_time),
         "warm_started": bool(plan.warm_started),
     }
+
+
+def _numpy(values: torch.Tensor) -> np.ndarray:
+    return values.detach().cpu().numpy().astype(np.float32)
 
 
 def plan_stamp(cmd: Command) -> float:

@@ -282,6 +282,7 @@ _BASE = (
         "cmd_vel as geometry_msgs/TwistStamped (nav2's default on Jazzy); false: Twist",
         read_only=True,
     ),
+    _p("cmd_vel.frame_id", str, "base_link", "frame of the TwistStamped: the robot's base"),
     _p("cmd_vel.linear_x", int, 0, "action index mapped to linear.x (-1: none)", low=-1, high=64),
     _p("cmd_vel.linear_y", int, 1, "action index mapped to linear.y (-1: none)", low=-1, high=64),
     _p(

@@ -4,9 +4,11 @@ Publishes ``~/virtual_trajectory`` (MarkerArray: the virtual states as a strip a
 time step, the serial rollout, the goal, a cost label; `grasp_ros.viz.trajectory_markers`),
 ``~/rollout_path`` (nav_msgs/Path of the rollout) and, given a ``model`` with ``decode()``,
 ``~/virtual_states_image`` (the decoded virtual states as one mosaic). Positions are those in
-the message; a plan without them (a model with no ``project()``) is drawn in the principal axes
-of its latents, fitted online. It runs apart from the planner, and does nothing at all while
-nobody subscribes, so visualisation never slows the control loop.
+the message (REP-103 metres in the plan's frame); a plan without them (a model with no
+``project()``) is drawn in the principal axes of its latents, fitted online, which needs the
+planner's ``plan_latents``, as the decoded image does (plans carry no latents by default). It
+runs apart from the planner, and does nothing at all while nobody subscribes, so visualisation
+never slows the control loop.
 """
 
 from __future__ import annotations
@@ -73,7 +75,13 @@ class TrajectoryVisualizer(Node):
             self._markers_pub.publish(M.marker_array(markers, hdr))
         if self._path_pub.get_subscription_count() > 0:
             self._path_pub.publish(M.path_msg(rollout_xyz * scale, hdr))
-        if want_image:
+        if want_image and states is None:
+            self.get_logger().warning(
+                "no virtual_states_image: the plans carry no latents (set the planner's "
+                "plan_latents to true)",
+                throttle_duration_sec=30.0,
+            )
+        elif want_image:
             self._publish_mosaic(states, hdr)
 
     def _publish_mosaic(self, states: np.ndarray, hdr: Any) -> None:
@@ -90,7 +98,10 @@ class TrajectoryVisualizer(Node):
         self._image_pub.publish(M.image_msg(mosaic, hdr))
 
     @staticmethod
-    def _latents(msg: VirtualTrajectory) -> tuple[np.ndarray, np.ndarray]:
+    def _latents(msg: VirtualTrajectory) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The plan's latents ``[T+1, *latent_shape]`` twice, or None twice for a lean plan."""
+        if len(msg.virtual_states) == 0 and len(msg.rollout) == 0:
+            return None, None
         shape = (msg.horizon + 1, *(int(d) for d in msg.latent_shape))
         try:
             states = np.asarray(msg.virtual_states, dtype=np.float32).reshape(shape)
@@ -100,10 +111,16 @@ class TrajectoryVisualizer(Node):
         return states, rollout
 
     def _positions(
-        self, msg: VirtualTrajectory, states: np.ndarray, rollout: np.ndarray
+        self, msg: VirtualTrajectory, states: np.ndarray | None, rollout: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        if len(msg.positions) == len(states) and len(msg.rollout_positions) == len(rollout):
+        points = msg.horizon + 1
+        if len(msg.positions) == points and len(msg.rollout_positions) == points:
             return _xyz(msg.positions), _xyz(msg.rollout_positions)
+        if states is None:
+            raise ValueError(
+                "it has neither positions nor latents (set the planner's plan_latents to draw "
+                "it in the principal axes of its latents)"
+            )
         self._pca.update(np.concatenate([states, rollout]))
         return self._pca.project(states), self._pca.project(rollout)
 

@@ -57,16 +57,16 @@ class ReachGoalServer:
 
     def _execute(self, handle: Any) -> ReachGoal.Result:
         request = handle.request
-        try:
-            rgb = M.image_to_rgb(request.goal_image)
-        except M.IMAGE_ERRORS as exc:
-            handle.abort()
-            return _result(False, Status.NO_GOAL, f"the goal image cannot be used: {exc}", 0)
         if not self.node.active:
             reason = f"{self.node.get_name()} is not active: configure and activate it first"
             self.node.get_logger().warning(f"aborted a reach_goal: {reason}")
             handle.abort()
             return _result(False, Status.NO_GOAL, reason, 0)
+        try:
+            rgb = M.image_to_rgb(request.goal_image)
+        except M.IMAGE_ERRORS as exc:
+            handle.abort()
+            return _result(False, Status.NO_GOAL, f"the goal image cannot be used: {exc}", 0)
         with self._lock:
             self._current = handle
             self._ticks = queue.Queue()

@@ -2,8 +2,9 @@
 
 Driven through the lifecycle services, as a lifecycle manager (nav2's) or `ros2 lifecycle set`
 drives it: configure loads the model, activate starts the actions, deactivate publishes the
-stop action and ends them, cleanup releases the model; a configure that fails (a model that does
-not exist) is reported and leaves the node alive and unconfigured.
+stop action (status STOPPED) and ends them, cleanup releases the model; a configure that fails
+(a model that does not exist) is reported and leaves the node alive and unconfigured. A
+ReachGoal sent before activation is aborted with the reason.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from scenes import PLANNER
 
 require_ros()
 
+from grasp_ros.action import ReachGoal  # noqa: E402
 from grasp_ros.msg import ActionCommand, PlannerStatus  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rclpy.action import ActionClient  # noqa: E402
 
 
 def _change(probe, node: str, transition: int) -> bool:
@@ -36,7 +39,7 @@ def test_the_planner_moves_only_while_active(probe, launcher):
     assert _state(probe, "planner_node") == "unconfigured"
     assert _change(probe, "planner_node", Transition.TRANSITION_CONFIGURE)
     assert _state(probe, "planner_node") == "inactive"
-    probe.spin_for(0.5)
+    assert "not active" in _reach_goal(probe, "planner_node").message
     assert not actions, "actions before activation"
 
     assert _change(probe, "planner_node", Transition.TRANSITION_ACTIVATE)
@@ -45,7 +48,7 @@ def test_the_planner_moves_only_while_active(probe, launcher):
     assert _change(probe, "planner_node", Transition.TRANSITION_DEACTIVATE)
     probe.spin_for(0.5)
     stop = [m for _, m in statuses if m.message == "planner_node was deactivated"]
-    assert len(stop) == 1
+    assert len(stop) == 1 and stop[0].status == PlannerStatus.STOPPED
     (stop_action,) = [m for _, m in actions if m.header.stamp == stop[0].header.stamp]
     np.testing.assert_array_equal(np.asarray(stop_action.action), [0.0, 0.0])
     count = len(actions)
@@ -62,3 +65,16 @@ def test_a_failed_configure_is_reported_and_the_node_stays_up(probe, launcher):
     assert not _change(probe, "planner_node", Transition.TRANSITION_CONFIGURE)
     assert _state(probe, "planner_node") == "unconfigured"
     assert planner.running() and "cannot configure" in planner.output()
+
+
+def _reach_goal(probe, node: str) -> ReachGoal.Result:
+    """The result of a ReachGoal (an empty goal image) sent to ``node``."""
+    client = ActionClient(probe.node, ReachGoal, f"{node}/reach_goal")
+    assert client.wait_for_server(timeout_sec=60.0), "no ~/reach_goal server"
+    probe.spin_for(0.5)  # the reply paths match a little after the server is seen (Probe.call)
+    sent = client.send_goal_async(ReachGoal.Goal())
+    assert probe.spin_until(sent.done, 30.0) and sent.result().accepted
+    result = sent.result().get_result_async()
+    assert probe.spin_until(result.done, 30.0), "no result"
+    client.destroy()
+    return result.result().result

@@ -37,6 +37,8 @@ setup(
         "pillow>=9",
         "tqdm>=4.60",
         "pyyaml>=5.4",
+        # pymunk: the Push-T world's physics (grasp_ros.envs.pusht); 6.6-7.x share the API used.
+        "pymunk>=6.6,<8",
     ],
     extras_require={"test": ["pytest>=7", "ruff>=0.4"]},
     entry_points={

@@ -51,6 +51,7 @@ def test_demo_writes_gif_plot_bag_and_summary(tmp_path, capsys) -> None:
             sim.CAMERA_TOPIC: messages.IMAGE,
             sim.GOAL_TOPIC: messages.IMAGE,
             sim.POSE_TOPIC: sim.POSE_STAMPED,
+            sim.OBJECT_POSE_TOPIC: sim.POSE_STAMPED,
             sim.TASK_TOPIC: sim.STRING,
             sim.EXECUTED_ACTION_TOPIC: messages.ACTION_COMMAND,
             demo.ACTION_TOPIC: messages.ACTION_COMMAND,
@@ -61,6 +62,7 @@ def test_demo_writes_gif_plot_bag_and_summary(tmp_path, capsys) -> None:
         assert all(bag.message_counts[t] == 4 for t in planner)
         # The camera and the pose also show where the episode ended.
         assert bag.message_counts[sim.CAMERA_TOPIC] == bag.message_counts[sim.POSE_TOPIC] == 5
+        assert bag.message_counts[sim.OBJECT_POSE_TOPIC] == 5
         assert bag.message_counts[sim.GOAL_TOPIC] == bag.message_counts[sim.TASK_TOPIC] == 1
         assert (
             bag.topic_info(sim.GOAL_TOPIC).qos == bag.topic_info(sim.TASK_TOPIC).qos == (LATCHED,)
@@ -84,6 +86,25 @@ def test_demo_writes_gif_plot_bag_and_summary(tmp_path, capsys) -> None:
     np.testing.assert_allclose(gap, episode["final_distance"])
     status = [m.msg.status for m in msgs if m.topic == demo.STATUS_TOPIC]
     assert status == [messages.status_codes()["OK"]] * 4
+
+
+def test_demo_in_pusht_scores_the_block(tmp_path) -> None:
+    """Push-T through the same path: the object pose is the block's, and so is the distance."""
+    out = tmp_path / "demo"
+    assert demo.main([*TINY, "--env", "pusht", "--out", str(out)]) == 0
+    (episode,) = json.loads((out / "summary.json").read_text())["episodes"]
+    assert Image.open(out / "demo.gif").n_frames >= 5
+    with BagReader(out / "rosbag") as bag:
+        msgs = list(bag.messages())
+    task = sim.parse_task(next(m.msg for m in msgs if m.topic == sim.TASK_TOPIC).data)
+    assert task.env == "pusht" and len(task.goal_state) == 7
+    blocks = [sim.planar_pose(m.msg) for m in msgs if m.topic == sim.OBJECT_POSE_TOPIC]
+    assert len(blocks) == 5
+    np.testing.assert_allclose(blocks[0][:2], task.start_state[2:4])
+    turn = (blocks[0][2] - task.start_state[4] + np.pi) % (2 * np.pi) - np.pi
+    assert abs(turn) < 1e-9
+    gap = np.linalg.norm(blocks[-1][:2] - task.goal_state[2:4])
+    np.testing.assert_allclose(gap, episode["final_distance"])
 
 
 def test_rerun_replaces_outputs_and_realtime_uses_the_deadline_budget(tmp_path) -> None:

@@ -17,11 +17,12 @@ from grasp_ros.tools.record_sim import CameraModel, main
 
 ANALYTIC = "grasp_ros.models.analytic:PointWallModel"
 FAST = ["-p", "horizon=6", "-p", "iterations=2", "-p", "cold_start_iterations=5"]
-CAMERA, GOAL, TASK, POSE, EXECUTED = (
+CAMERA, GOAL, TASK, POSE, OBJECT_POSE, EXECUTED = (
     record_sim.CAMERA,
     record_sim.GOAL,
     record_sim.TASK,
     record_sim.POSE,
+    record_sim.OBJECT_POSE,
     record_sim.EXECUTED,
 )
 CONTRACT = {
@@ -29,6 +30,7 @@ CONTRACT = {
     GOAL: IMAGE,
     TASK: sim_topics.STRING,
     POSE: sim_topics.POSE_STAMPED,
+    OBJECT_POSE: sim_topics.POSE_STAMPED,
     EXECUTED: ACTION_COMMAND,
 }
 
@@ -107,6 +109,19 @@ def test_expert_follows_the_shortest_path(name: str, horizon: int) -> None:
             steps += 1
         assert env.success(state, task.goal_state), (name, seed)
         assert steps <= task.optimal_steps + 3
+
+
+def test_pusht_expert_pushes_the_block_to_its_goal(tmp_path) -> None:
+    """Push-T's expert plays the task's own solution; sim/object_pose is the block's pose."""
+    path = tmp_path / "pusht"
+    assert main([str(path), "--env", "pusht", "--task-horizon", "20", "--quiet"]) == 0
+    msgs = read_all(path)
+    task = sim_topics.parse_task(next(m.msg.data for m in msgs if m.topic == TASK))
+    env = task.make_env()
+    blocks = [sim_topics.planar_pose(m.msg) for m in msgs if m.topic == OBJECT_POSE]
+    np.testing.assert_allclose(blocks[0][:2], task.start_state[2:4])
+    goal = env.object_pose(task.goal_state[None])[0]
+    assert not env.reached(blocks[0], goal) and env.reached(blocks[-1], goal)
 
 
 def test_same_arguments_give_the_same_bag_and_sqlite3_storage(expert_bag, tmp_path) -> None:

@@ -171,6 +171,17 @@ def test_report_holds_the_figures(bags, tmp_path) -> None:
     assert 0.005 <= report["image_latency"]["p50"] < 0.05
 
 
+def test_pusht_recording_is_scored_on_the_block(tmp_path) -> None:
+    """Push-T's success needs the block's pose: sim/object_pose carries it to the report."""
+    bag = record(tmp_path / "pusht", "--env", "pusht", "--task-horizon", "10")
+    report_path = tmp_path / "report.json"
+    assert R.main([str(bag), "--report", str(report_path), "--quiet", *FAST_ARGS]) == 0
+    truth = json.loads(report_path.read_text())["ground_truth"]
+    assert truth["env"] == "pusht" and truth["recorded_success"] is True
+    (episode,) = truth["episodes"]
+    assert episode["final_distance"] < make_env("pusht").success_radius
+
+
 # -- outputs --------------------------------------------------------------------------------------
 def test_output_bag_is_readable_with_the_custom_messages(bags, tmp_path) -> None:
     out = tmp_path / "out"

@@ -50,7 +50,7 @@ ROSDEP_KEYS = {
     "PIL": "python3-pil",
     "rosbags": "python3-rosbags-pip",
 }
-NO_ROSDEP_KEY = {"mcap"}  # documented in package.xml as a pip install
+NO_ROSDEP_KEY = {"mcap", "pymunk"}  # documented in package.xml as pip installs
 
 
 @pytest.fixture(scope="module")

@@ -175,3 +175,27 @@ def test_trajectory_markers_without_rollout_or_cost_and_with_bad_input():
         viz.trajectory_markers(np.zeros((4, 2)), None, size=1, planner="x", cost=0, iterations=0)
     with pytest.raises(ValueError, match="at least 2"):
         viz.trajectory_markers(_line(1), None, size=1, planner="x", cost=0, iterations=0)
+
+
+def test_world_markers_draw_the_agent_block_and_goal_pose():
+    from grasp_ros.envs import make_env
+
+    env = make_env("pusht")
+    task = env.sample_task(20, seed=0)
+    markers = {
+        (m.ns, m.marker_id): m for m in viz.world_markers(env, task.start_state, task.goal_state)
+    }
+    assert set(markers) == {("agent", 0), ("block", 0), ("goal_block", 0)}
+    np.testing.assert_allclose(markers["agent", 0].points, [[*task.start_state[:2], 0.0]])
+    assert markers["agent", 0].scale[0] == 2 * env.agent_radius
+    block, goal = markers["block", 0].points, markers["goal_block", 0].points
+    assert block.shape == (9, 3) and (block[0] == block[-1]).all()  # closed T outline
+    np.testing.assert_allclose(goal[:-1, :2], env.outlines(task.goal_state)["block"])
+    assert tuple(markers["goal_block", 0].colors[0]) == pytest.approx(viz.GOAL_RGBA)
+
+    wall = make_env("wall")
+    state, goal_state = wall.random_states(np.random.default_rng(0), 2)
+    markers = {m.ns: m for m in viz.world_markers(wall, state, goal_state)}
+    assert set(markers) == {"agent", "goal"}
+    np.testing.assert_allclose(markers["goal"].points, [[*goal_state[:2], 0.0]])
+    assert markers["goal"].scale[0] == 2 * wall.success_radius

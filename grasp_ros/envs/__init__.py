@@ -1,6 +1,6 @@
 """Reference worlds: environments that grasp_ros plans in, trains on and benchmarks with.
 
-All share one API (:class:`~grasp_ros.envs.base.PointEnv`): ``reset(seed=None, state=None)``,
+All share one API (:class:`~grasp_ros.envs.base.World`): ``reset(seed=None, state=None)``,
 ``step(action)``, ``render()`` returning RGB ``uint8 [H, W, 3]``, the ground-truth ``state``,
 ``sample_task(horizon, seed)`` returning a :class:`Task`, ``success(state, goal_state)``,
 ``action_dim``, ``action_low`` and ``action_high``.
@@ -8,16 +8,18 @@ All share one API (:class:`~grasp_ros.envs.base.PointEnv`): ``reset(seed=None, s
 
 from __future__ import annotations
 
-from grasp_ros.envs.base import PointEnv, Task
+from grasp_ros.envs.base import PointEnv, Task, World
 from grasp_ros.envs.maze import MazeEnv
+from grasp_ros.envs.pusht import PushTEnv
 from grasp_ros.envs.rollouts import random_rollouts
 from grasp_ros.envs.wall import WallEnv
 
-ENVS: dict[str, type[PointEnv]] = {"wall": WallEnv, "maze": MazeEnv}
+ENVS: dict[str, type[World]] = {"wall": WallEnv, "maze": MazeEnv, "pusht": PushTEnv}
 
 
-def make_env(name: str, **kwargs: object) -> PointEnv:
-    """Build a reference world by name (``'wall'`` or ``'maze'``); kwargs go to its class."""
+def make_env(name: str, **kwargs: object) -> World:
+    """Build a reference world by name (``'wall'``, ``'maze'`` or ``'pusht'``); kwargs go to its
+    class."""
     try:
         cls = ENVS[name.lower()]
     except KeyError:
@@ -25,4 +27,14 @@ def make_env(name: str, **kwargs: object) -> PointEnv:
     return cls(**kwargs)  # type: ignore[arg-type]
 
 
-__all__ = ["ENVS", "MazeEnv", "PointEnv", "Task", "WallEnv", "make_env", "random_rollouts"]
+__all__ = [
+    "ENVS",
+    "MazeEnv",
+    "PointEnv",
+    "PushTEnv",
+    "Task",
+    "WallEnv",
+    "World",
+    "make_env",
+    "random_rollouts",
+]

@@ -1,4 +1,4 @@
-"""Scripted agents that act on ground truth: the shortest-path expert and random exploration.
+"""Scripted agents that act on ground truth: the task's expert and random exploration.
 
 They stand in for a robot's driver when recording a simulator bag, and need no model; a
 planner-driven agent is a :class:`~grasp_ros.control.PlannerRuntime` instead. Each is a policy
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from grasp_ros.envs.base import PointEnv, Task
+from grasp_ros.envs.base import PointEnv, Task, World
 
 #: A scripted agent: ``(seconds since the start, ground-truth state) -> action``.
 Policy = Callable[[float, np.ndarray], np.ndarray]
@@ -20,12 +20,19 @@ Policy = Callable[[float, np.ndarray], np.ndarray]
 EXPERT_LOOKAHEAD = 2
 
 
-def expert_policy(env: PointEnv, task: Task) -> Policy:
-    """Shortest-path follower on ground truth: aims a few cells ahead along the BFS path.
+def expert_policy(env: World, task: Task) -> Policy:
+    """The task's expert: its own solution where it has one, else a shortest-path follower.
 
-    The BFS path may cut a wall corner diagonally, which the non-sliding Wall dynamics stop
-    dead; then the action is split into its axis moves and the first that is free is taken.
+    A task with ``expert_actions`` (Push-T's scripted pusher) is solved by playing them, one
+    per call, then standing still. In a point world the expert aims a few cells ahead along
+    the BFS path on ground truth; that path may cut a wall corner diagonally, which the
+    non-sliding Wall dynamics stop dead, so then the action is split into its axis moves and
+    the first that is free is taken.
     """
+    if task.expert_actions is not None:
+        return _replay(task.expert_actions, env.action_dim)
+    if not isinstance(env, PointEnv):
+        raise ValueError(f"the {env.name} world's tasks carry no expert actions")
     dist = env._distance_field(task.goal_state)
     goal = np.asarray(task.goal_state, dtype=np.float64)[:2]
     scale = dist.shape[0] / env.world_size
@@ -45,6 +52,16 @@ def expert_policy(env: PointEnv, task: Task) -> Policy:
         moved = np.linalg.norm(nxt[:, :2] - state[:2], axis=1) > 1e-9
         usable = free & moved
         return options[int(np.argmax(usable))] if usable.any() else a
+
+    return policy
+
+
+def _replay(actions: np.ndarray, action_dim: int) -> Policy:
+    """Plays ``actions`` one per call, then zeros."""
+    queue = list(np.asarray(actions, dtype=np.float32))
+
+    def policy(_t: float, _state: np.ndarray) -> np.ndarray:
+        return queue.pop(0) if queue else np.zeros(action_dim, np.float32)
 
     return policy
 
@@ -84,7 +101,7 @@ def _descend(dist: np.ndarray, cell: tuple[int, int]) -> list[tuple[int, int]]:
     return path
 
 
-def random_policy(env: PointEnv, seed: int, switch_prob: float = 0.15) -> Policy:
+def random_policy(env: World, seed: int, switch_prob: float = 0.15) -> Policy:
     """Random actions held for random spells (resampled with ``switch_prob`` each step)."""
     rng = np.random.default_rng(seed)
     held = rng.uniform(env.action_low, env.action_high)

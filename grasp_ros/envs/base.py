@@ -1,12 +1,16 @@
 """The environment API shared by grasp_ros's reference worlds.
 
-Every reference world is a point agent among axis-aligned walls, seen from above as an RGB
-image. :class:`PointEnv` implements the common API (``reset``, ``step``, ``render``, ``state``,
-``sample_task``, ``success``) once, on top of batched ``step_states`` / ``render_states`` that
-data collection uses to run thousands of agents at a time. Subclasses only describe their walls
-and how to draw random states.
+Every reference world is seen from above as an RGB image and acted on with bounded 2-D actions.
+:class:`World` implements the single-agent API (``reset``, ``step``, ``render``, ``state``) once,
+on top of the batched ``step_states`` / ``render_states`` that data collection uses to run
+thousands of agents at a time; each world adds ``sample_task`` and ``success``.
+:class:`PointEnv` is the point agent among axis-aligned walls (Wall, Maze): its subclasses only
+describe their walls and how to draw random states. Push-T (:mod:`grasp_ros.envs.pusht`) is a
+:class:`World` of its own.
 
-The ground-truth ``state`` is for success checks and tests only; planners see images.
+The ground-truth ``state`` is for success checks and tests only; planners see images. Its first
+two entries are the agent's position in world units (x = image column, y = image row), which
+the visualisers draw.
 """
 
 from __future__ import annotations
@@ -28,10 +32,14 @@ class Task:
             the start exactly (including per-task layout such as the Wall door).
         start_image, goal_image: ``uint8 [H, W, 3]`` observations of the two states.
         horizon: the horizon the task was sampled for.
-        optimal_steps: fewest full-speed steps from start to goal (shortest path, by BFS);
-            reaching the success radius takes about two fewer.
-        non_greedy: True when the straight line from start to goal is blocked by a wall.
+        optimal_steps: steps of a known solution: for a point world the fewest full-speed
+            steps (shortest path, by BFS; reaching the success radius takes about two fewer),
+            for Push-T the scripted expert's (``expert_actions``).
+        non_greedy: True when the straight line to the goal does not solve the task (point
+            worlds: a wall blocks it; Push-T: the block must also turn).
         seed: the seed that produced the task.
+        expert_actions: ``[optimal_steps, action_dim]`` actions that solve the task exactly,
+            where the world has them (Push-T's scripted expert); ``None`` otherwise.
     """
 
     start_state: np.ndarray
@@ -42,29 +50,26 @@ class Task:
     optimal_steps: int
     non_greedy: bool
     seed: int | None
+    expert_actions: np.ndarray | None = None
 
 
-class PointEnv:
-    """A point agent with bounded 2-D velocity actions among walls, rendered top-down.
+class World:
+    """A reference world: batched dynamics and rendering, and the single-agent API on them.
 
-    Dynamics: ``pos += speed * clip(action, -1, 1)``, stopped (and pushed back ``backoff``)
-    where the move would enter a wall; with ``sliding`` the move is resolved along x then y,
-    so the agent slides along walls instead of stopping.
+    Attributes:
+        name: the registry name (``make_env(name)``).
+        world_size: side of the square world in world units; the image covers all of it.
+        success_radius: how close (world units) the goal's object position must be reached;
+            the demo draws it around the goal.
+        agent_radius: the agent's radius in world units (0: a point).
+        action_dim, action_low, action_high: the action box; actions are clipped to it.
     """
 
     name = ""
     world_size = 64.0
-    speed = 2.0
-    backoff = 0.5
-    sliding = False
-    agent_radius = 0.0
     success_radius = 4.5
-    dot_std = 1.7
-    dot_color = (1.0, 0.0, 0.0)
-    wall_color = (0.0, 0.0, 0.0)
+    agent_radius = 0.0
     action_dim = 2
-    #: Fraction of the horizon below which a sampled task counts as too easy.
-    min_task_fraction = 0.75
 
     def __init__(self, image_size: int = 64, seed: int | None = None) -> None:
         if image_size < 16:
@@ -75,23 +80,114 @@ class PointEnv:
         self._rng = np.random.default_rng(seed)
         self._state = self.random_states(self._rng, 1)[0]
 
-    # -- what subclasses describe ------------------------------------------------------------
-    def walls(self, states: np.ndarray) -> np.ndarray:
-        """Wall rectangles ``[M, 4]`` (fixed layout) or ``[N, M, 4]`` (per state)."""
+    # -- what every world describes -------------------------------------------------------
+    def step_states(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Next states ``[N, state_dim]`` for states ``[N, state_dim]`` and actions ``[N, 2]``."""
+        raise NotImplementedError
+
+    def render_states(self, states: np.ndarray) -> np.ndarray:
+        """Observations ``uint8 [N, H, W, 3]`` of states ``[N, state_dim]``."""
         raise NotImplementedError
 
     def random_states(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` random valid states ``[n, state_dim]`` (agent outside every wall)."""
+        """``n`` random valid states ``[n, state_dim]``."""
         raise NotImplementedError
 
     def exploration_states(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Start states for random-exploration data; uniform (``random_states``) by default.
 
-        Worlds with narrow passages override it so that the data covers them: a uniformly
-        started random walk almost never passes a door, and a world model learns only the
-        transitions it has seen.
+        Worlds where random actions rarely reach what matters override it so that the data
+        covers it (a door, a block to push): a world model learns only the transitions it has
+        seen.
         """
         return self.random_states(rng, n)
+
+    def object_pose(self, states: np.ndarray) -> np.ndarray:
+        """``[N, 3]`` poses ``(x, y, yaw)`` of what the task is about, for states ``[N, D]``.
+
+        The agent (yaw 0) in a point world, the block in Push-T: the success test compares it
+        with the goal's, the demo marks it, the simulator publishes it (``sim/object_pose``)
+        so that a recording can be scored without the full state.
+        """
+        raise NotImplementedError
+
+    def reached(self, pose: np.ndarray, goal_pose: np.ndarray) -> bool:
+        """The success test on object poses ``(x, y, yaw)`` (see :meth:`object_pose`)."""
+        raise NotImplementedError
+
+    def success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
+        """True when ``state`` solves the task whose goal is ``goal_state``."""
+        return self.reached(self._pose(state), self._pose(goal_state))
+
+    def distance(self, state: np.ndarray, goal_state: np.ndarray) -> float:
+        """Distance (world units) between the object positions of a state and a goal state."""
+        return float(np.linalg.norm(self._pose(state)[:2] - self._pose(goal_state)[:2]))
+
+    def _pose(self, state: np.ndarray) -> np.ndarray:
+        return self.object_pose(np.asarray(state, dtype=np.float64)[None])[0]
+
+    def outlines(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        """Closed outlines ``{name: [K, 2]}`` (world units) of the bodies in ``state`` that are
+        not points, for drawing a goal over a camera image; none in a point world."""
+        return {}
+
+    def sample_task(self, horizon: int, seed: int | None = None) -> Task:
+        """A start/goal pair drawn with ``seed`` whose solution needs about ``horizon`` steps."""
+        raise NotImplementedError
+
+    # -- single-agent API -----------------------------------------------------------------
+    @property
+    def state(self) -> np.ndarray:
+        """Ground-truth state (a copy): for success checks and tests, never for planners."""
+        return self._state.copy()
+
+    def reset(self, seed: int | None = None, state: np.ndarray | None = None) -> np.ndarray:
+        """Start an episode at ``state`` (exactly), or at a random state drawn with ``seed``."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        if state is None:
+            self._state = self.random_states(self._rng, 1)[0]
+        else:
+            state = np.asarray(state, dtype=np.float64).reshape(-1)
+            if state.shape != self._state.shape:
+                raise ValueError(
+                    f"{type(self).__name__} state has shape {self._state.shape}, got {state.shape}"
+                )
+            self._state = state.copy()
+        return self.render()
+
+    def step(self, action: np.ndarray) -> np.ndarray:
+        """Apply one action (clipped to the bounds) and return the new observation."""
+        action = np.asarray(action, dtype=np.float64).reshape(1, self.action_dim)
+        self._state = self.step_states(self._state[None], action)[0]
+        return self.render()
+
+    def render(self) -> np.ndarray:
+        """The current observation, RGB ``uint8 [H, W, 3]``."""
+        return self.render_states(self._state[None])[0]
+
+
+class PointEnv(World):
+    """A point agent with bounded 2-D velocity actions among walls, rendered top-down.
+
+    Dynamics: ``pos += speed * clip(action, -1, 1)``, stopped (and pushed back ``backoff``)
+    where the move would enter a wall; with ``sliding`` the move is resolved along x then y,
+    so the agent slides along walls instead of stopping.
+    """
+
+    speed = 2.0
+    backoff = 0.5
+    sliding = False
+    dot_std = 1.7
+    dot_color = (1.0, 0.0, 0.0)
+    wall_color = (0.0, 0.0, 0.0)
+    #: Fraction of the horizon below which a sampled task counts as too easy.
+    min_task_fraction = 0.75
+
+    # -- what subclasses describe ------------------------------------------------------------
+    def walls(self, states: np.ndarray) -> np.ndarray:
+        """Wall rectangles ``[M, 4]`` (fixed layout) or ``[N, M, 4]`` (per state)."""
+        raise NotImplementedError
 
     def _task_candidates(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         """One goal state ``[state_dim]`` and ``n`` start states that share its layout."""
@@ -127,40 +223,15 @@ class PointEnv:
         in_arena = ((states[:, :2] > 0) & (states[:, :2] < self.world_size)).all(-1)
         return in_arena & ~inside
 
-    # -- single-agent API -----------------------------------------------------------------
-    @property
-    def state(self) -> np.ndarray:
-        """Ground-truth state (a copy): for success checks and tests, never for planners."""
-        return self._state.copy()
+    # -- tasks --------------------------------------------------------------------------
+    def object_pose(self, states: np.ndarray) -> np.ndarray:
+        """The agent's position, yaw 0."""
+        states = np.asarray(states, dtype=np.float64)
+        return np.concatenate([states[:, :2], np.zeros((len(states), 1))], axis=1)
 
-    def reset(self, seed: int | None = None, state: np.ndarray | None = None) -> np.ndarray:
-        """Start an episode at ``state`` (exactly), or at a random state drawn with ``seed``."""
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        if state is None:
-            self._state = self.random_states(self._rng, 1)[0]
-        else:
-            state = np.asarray(state, dtype=np.float64).reshape(-1)
-            if state.shape != self._state.shape:
-                raise ValueError(
-                    f"{type(self).__name__} state has shape {self._state.shape}, got {state.shape}"
-                )
-            self._state = state.copy()
-        return self.render()
-
-    def step(self, action: np.ndarray) -> np.ndarray:
-        """Apply one action (clipped to the bounds) and return the new observation."""
-        action = np.asarray(action, dtype=np.float64).reshape(1, self.action_dim)
-        self._state = self.step_states(self._state[None], action)[0]
-        return self.render()
-
-    def render(self) -> np.ndarray:
-        """The current observation, RGB ``uint8 [H, W, 3]``."""
-        return self.render_states(self._state[None])[0]
-
-    def success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
+    def reached(self, pose: np.ndarray, goal_pose: np.ndarray) -> bool:
         """True when the agent is within ``success_radius`` of the goal position."""
-        gap = np.asarray(state, dtype=np.float64)[:2] - np.asarray(goal_state)[:2]
+        gap = np.asarray(pose, dtype=np.float64)[:2] - np.asarray(goal_pose)[:2]
         return bool(np.linalg.norm(gap) < self.success_radius)
 
     def optimal_steps(self, state: np.ndarray, goal_state: np.ndarray) -> int:

@@ -1,9 +1,11 @@
 """The simulator's side of the topic contract: names, frames and messages, without ROS.
 
 The simulator (``grasp-ros-record-sim`` in bags, the sim node live) publishes the camera, the
-goal, and ground truth that a real robot would not have: the agent's pose, the task, and the
-actions the agent actually executed. The replay tool reads the same topics back to score a
-recorded run. Both ends build and parse the messages here, so they cannot drift apart.
+goal, and ground truth that a real robot would not have: the agent's pose, the pose of what
+the task is about (``sim/object_pose``: the agent again in a point world, Push-T's block), the
+task, and the actions the agent actually executed. The replay tool reads the same topics back
+to score a recorded run. Both ends build and parse the messages here, so they cannot drift
+apart.
 
 Executed actions travel on ``sim/executed_action``, never on ``action``, so a replayed
 simulator bag never clashes with the planner's own ``action`` topic.
@@ -12,17 +14,20 @@ simulator bag never clashes with the planner's own ``action`` topic.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from grasp_ros.envs import PointEnv, Task
+from grasp_ros.envs import Task, World
 from grasp_ros.io.messages import make_header, typestore
 
 CAMERA_TOPIC = "camera/image_raw"
 GOAL_TOPIC = "goal_image"
 POSE_TOPIC = "sim/pose"
+OBJECT_POSE_TOPIC = "sim/object_pose"
+MARKERS_TOPIC = "sim/markers"  # rviz only, never recorded
 TASK_TOPIC = "sim/task"
 EXECUTED_ACTION_TOPIC = "sim/executed_action"
 #: Published once and latched (transient local): a subscriber that starts late still gets them.
@@ -45,14 +50,14 @@ class SimTask:
     optimal_steps: int
     image_size: int
 
-    def make_env(self) -> PointEnv:
+    def make_env(self) -> World:
         """The reference world this task was drawn in, at the recorded image size."""
         from grasp_ros.envs import make_env
 
         return make_env(self.env, image_size=self.image_size)
 
 
-def task_json(env: PointEnv, task: Task) -> str:
+def task_json(env: World, task: Task) -> str:
     """The JSON text published on ``sim/task`` for ``task`` drawn in ``env``."""
     return json.dumps(
         {
@@ -88,22 +93,37 @@ def parse_task(text: str) -> SimTask:
         raise ValueError(f"{TASK_TOPIC} does not hold a task in JSON: {exc}") from exc
 
 
-def task_msg(env: PointEnv, task: Task) -> Any:
+def task_msg(env: World, task: Task) -> Any:
     """A std_msgs/String for ``sim/task``."""
     return typestore().types[STRING](data=task_json(env, task))
 
 
 def pose_msg(state: np.ndarray, stamp_sec: float, frame_id: str = MAP_FRAME) -> Any:
     """A geometry_msgs/PoseStamped at the agent's ``x, y`` (env state units), z = 0, no turn."""
-    types = typestore().types
     x, y = (float(v) for v in np.asarray(state, dtype=np.float64)[:2])
-    pose = types["geometry_msgs/msg/Pose"](
+    return planar_pose_msg(np.array([x, y, 0.0]), stamp_sec, frame_id)
+
+
+def planar_pose_msg(pose: np.ndarray, stamp_sec: float, frame_id: str = MAP_FRAME) -> Any:
+    """A geometry_msgs/PoseStamped for a planar pose ``(x, y, yaw)`` (``World.object_pose``)."""
+    types = typestore().types
+    x, y, yaw = (float(v) for v in np.asarray(pose, dtype=np.float64)[:3])
+    pose_ = types["geometry_msgs/msg/Pose"](
         position=types["geometry_msgs/msg/Point"](x=x, y=y, z=0.0),
-        orientation=types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
+        orientation=types["geometry_msgs/msg/Quaternion"](
+            x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2)
+        ),
     )
-    return types[POSE_STAMPED](header=make_header(stamp_sec, frame_id), pose=pose)
+    return types[POSE_STAMPED](header=make_header(stamp_sec, frame_id), pose=pose_)
 
 
 def pose_xy(msg: Any) -> np.ndarray:
     """``[x, y]`` of a PoseStamped (rosbags or rclpy object)."""
     return np.array([msg.pose.position.x, msg.pose.position.y], dtype=np.float64)
+
+
+def planar_pose(msg: Any) -> np.ndarray:
+    """``[x, y, yaw]`` of a PoseStamped turned about z only (as :func:`planar_pose_msg`)."""
+    q = msg.pose.orientation
+    yaw = 2 * math.atan2(q.z, q.w)
+    return np.array([msg.pose.position.x, msg.pose.position.y, yaw], dtype=np.float64)

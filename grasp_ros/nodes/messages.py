@@ -12,6 +12,7 @@ which follows cv_bridge's conversion rules exactly (PyPI has no cv_bridge for RO
 from __future__ import annotations
 
 import array
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -183,8 +184,9 @@ def path_msg(xyz: np.ndarray, hdr: Header) -> Path:
     return Path(header=hdr, poses=[pose_stamped(p, hdr) for p in xyz])
 
 
-def pose_stamped(xyz: np.ndarray, hdr: Header) -> PoseStamped:
+def pose_stamped(xyz: np.ndarray, hdr: Header, yaw: float = 0.0) -> PoseStamped:
+    """A PoseStamped at ``xyz``, turned by ``yaw`` about z."""
     pose = Pose()
     pose.position = points(np.asarray(xyz)[None])[0]
-    pose.orientation.w = 1.0
+    pose.orientation.z, pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
     return PoseStamped(header=hdr, pose=pose)

@@ -6,13 +6,15 @@ parameters), zeros once no command came for ``action_timeout`` seconds
 (`grasp_ros.control.sim_robot`, the ROS-free part), and publishes what the team's topic
 contract names (`grasp_ros.io.sim_topics`, the module the bag recorder writes the same topics
 with): ``camera/image_raw`` at ``camera_rate``, the goal image and the task (latched), the
-ground-truth ``sim/pose`` and the action it executed on ``sim/executed_action`` (its
-``step_index`` is the chunk row it executed). ``~/new_task`` draws the next task (seed + 1).
+ground-truth ``sim/pose`` and ``sim/object_pose`` (what the task is about: Push-T's block), the
+action it executed on ``sim/executed_action`` (its ``step_index`` is the chunk row it
+executed), and, while someone subscribes, ``sim/markers`` for rviz (the agent, Push-T's block
+and its goal pose; `grasp_ros.viz.world_markers`). ``~/new_task`` draws the next task (seed + 1).
 
-Positions follow REP-103: metres (``world_scale`` per arena unit) in ``map``, x along the image
-columns and y up the image (the image's row axis grows downward), and the robot's pose goes out
-on ``/tf`` as ``map`` -> ``base_frame`` where tf2_msgs is installed (PyPI's ROS 2 wheels lack
-it; the node then says so once and ``sim/pose`` carries the pose alone).
+Positions follow REP-103: metres (``world_scale`` per world unit) in ``map``, x along the image
+columns and y up the image (the image's row axis grows downward, so y and yaw change sign), and
+the robot's pose goes out on ``/tf`` as ``map`` -> ``base_frame`` where tf2_msgs is installed
+(PyPI's ROS 2 wheels lack it; the node then says so once and ``sim/pose`` carries the pose).
 
 With ``publish_clock`` the world runs on simulated time: each step advances it by one
 ``step_rate`` period and publishes it on ``/clock``, every stamp is in it, and the node's
@@ -22,6 +24,7 @@ sets it with ``use_sim_time``, so the other nodes follow.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 from grasp_ros.control.cmd_vel import TWIST_FIELDS, action_from_twist
 from grasp_ros.control.node_params import SIM_SCHEMA
@@ -44,6 +48,7 @@ from grasp_ros.io import sim_topics as T
 from grasp_ros.msg import ActionCommand
 from grasp_ros.nodes import messages as M
 from grasp_ros.nodes import ros
+from grasp_ros.viz import MarkerSpec, world_markers
 
 try:
     from tf2_msgs.msg import TFMessage
@@ -66,6 +71,8 @@ class SimNode(Node):
         self._goal_pub = self.create_publisher(Image, T.GOAL_TOPIC, ros.LATCHED_QOS)
         self._task_pub = self.create_publisher(String, T.TASK_TOPIC, ros.LATCHED_QOS)
         self._pose_pub = self.create_publisher(PoseStamped, T.POSE_TOPIC, 10)
+        self._object_pub = self.create_publisher(PoseStamped, T.OBJECT_POSE_TOPIC, 10)
+        self._markers_pub = self.create_publisher(MarkerArray, T.MARKERS_TOPIC, 10)
         self._executed_pub = self.create_publisher(ActionCommand, T.EXECUTED_ACTION_TOPIC, 10)
         self._tf_pub = None
         if TFMessage is not None:
@@ -122,18 +129,23 @@ class SimNode(Node):
         stamp = self._stamp()
         fields = {"action": step.action, "dt": dt, "step_index": step.index, "chunk": [step.action]}
         self._executed_pub.publish(M.action_msg(fields, M.header(stamp)))
-        xyz = map_positions(np.append(step.state[:2], 0.0)[None], self.params["world_scale"])[0]
-        self._pose_pub.publish(M.pose_stamped(xyz, M.header(stamp, T.MAP_FRAME)))
+        hdr, scale = M.header(stamp, T.MAP_FRAME), self.params["world_scale"]
+        xyz = map_positions(np.append(step.state[:2], 0.0)[None], scale)[0]
+        self._pose_pub.publish(M.pose_stamped(xyz, hdr))
+        pose = self.robot.env.object_pose(step.state[None])[0]
+        at = map_positions(np.append(pose[:2], 0.0)[None], scale)[0]
+        self._object_pub.publish(M.pose_stamped(at, hdr, yaw=-pose[2]))
         if self._tf_pub is not None:
-            tf = TransformStamped(
-                header=M.header(stamp, T.MAP_FRAME), child_frame_id=self.params["base_frame"]
-            )
+            tf = TransformStamped(header=hdr, child_frame_id=self.params["base_frame"])
             tf.transform.translation.x, tf.transform.translation.y = xyz[0], xyz[1]
             tf.transform.rotation.w = 1.0
             self._tf_pub.publish(TFMessage(transforms=[tf]))
+        if self._markers_pub.get_subscription_count() > 0:
+            markers = world_markers(self.robot.env, step.state, self.robot.task.goal_state)
+            self._markers_pub.publish(M.marker_array([_in_map(m, scale) for m in markers], hdr))
         if step.reached:
             self.get_logger().info(
-                f"goal reached after {self.robot.steps} steps (shortest path: "
+                f"goal reached after {self.robot.steps} steps (expert solution: "
                 f"{self.robot.task.optimal_steps})"
             )
 
@@ -173,6 +185,12 @@ class SimNode(Node):
 
     def _now(self) -> float:
         return self._time().nanoseconds * 1e-9
+
+
+def _in_map(spec: MarkerSpec, scale: float) -> MarkerSpec:
+    """A world marker (world units, image axes) in the REP-103 map frame."""
+    points = map_positions(spec.points, scale)
+    return dataclasses.replace(spec, points=points, scale=tuple(s * scale for s in spec.scale))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ from grasp_ros.control import Command, PlannerRuntime, Status
 from grasp_ros.control import params as schema
 from grasp_ros.control.episode import EpisodeHooks, Tick, run_episode
 from grasp_ros.control.outputs import action_fields, status_fields, trajectory_fields
-from grasp_ros.envs import ENVS, PointEnv, Task, make_env
+from grasp_ros.envs import ENVS, Task, World, make_env
 from grasp_ros.io import sim_topics
 from grasp_ros.io.bags import LATCHED, BagWriter, write_bag
 from grasp_ros.io.messages import (
@@ -75,7 +75,7 @@ class DemoOptions:
     planner: str | None = option(None, "planner (default: from params)", choices=sorted(PLANNERS))
     horizon: int | None = option(
         None,
-        "plan length T; tasks are sampled to need 0.75 T to T steps (default: from params)",
+        "plan length T; tasks are sampled to need about T steps (default: from params)",
         type=int,
     )
     episodes: int = option(5, "episodes to run (default: %(default)s)", type=int)
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_env_fits(model: torch.nn.Module, env: PointEnv, env_name: str) -> None:
+def check_env_fits(model: torch.nn.Module, env: World, env_name: str) -> None:
     """Refuse a model trained in another world, or one whose action box is not the world's."""
     trained = getattr(model, "env_name", "")
     if trained and trained != env_name:
@@ -180,7 +180,7 @@ class ClosedLoop(EpisodeHooks):
     def __init__(
         self,
         runtime: PlannerRuntime,
-        env: PointEnv,
+        env: World,
         bag: BagWriter,
         anim: Animation | None,
         realtime: bool,
@@ -227,7 +227,7 @@ class ClosedLoop(EpisodeHooks):
         )
         self.steps += outcome.ticks + 1  # each tick, and the episode's last frame
         bar.update(ep.max_ticks - ep.ticks)
-        ep.final_distance = float(np.linalg.norm(env.state[:2] - task.goal_state[:2]))
+        ep.final_distance = env.distance(env.state, task.goal_state)
         if self.realtime:  # on the simulated clock of --fast, a tick has no deadline to miss
             ep.deadline_misses = runtime.stats.deadline_misses - misses
         ep.end = "success" if ep.success else "tick limit" if ep.end == Status.OK.name else ep.end
@@ -254,7 +254,10 @@ class ClosedLoop(EpisodeHooks):
         self.bag.write(sim_topics.CAMERA_TOPIC, msg, stamp_to_ns(receive))
 
     def on_state(self, stamp: float, state: np.ndarray) -> None:
-        self.bag.write(sim_topics.POSE_TOPIC, sim_topics.pose_msg(state, stamp), stamp_to_ns(stamp))
+        ns = stamp_to_ns(stamp)
+        self.bag.write(sim_topics.POSE_TOPIC, sim_topics.pose_msg(state, stamp), ns)
+        pose = self.env.object_pose(state[None])[0]
+        self.bag.write(sim_topics.OBJECT_POSE_TOPIC, sim_topics.planar_pose_msg(pose, stamp), ns)
 
     def on_tick(self, tick: Tick) -> None:
         ep, cmd = self._ep, tick.command
@@ -299,7 +302,7 @@ class ClosedLoop(EpisodeHooks):
 
     def _lines(self, ep: Episode, cmd: Command) -> list[str]:
         p = self.runtime.params
-        gap = float(np.linalg.norm(self.env.state[:2] - self._task.goal_state[:2]))
+        gap = self.env.distance(self.env.state, self._task.goal_state)
         return [
             f"{self.env.name} | {p['planner']} T={p['horizon']} | episode {ep.episode + 1}/"
             f"{self.episodes} | tick {ep.ticks}/{ep.max_ticks} | t={cmd.stamp - START_TIME:.1f} s",

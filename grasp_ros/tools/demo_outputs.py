@@ -16,7 +16,7 @@ from PIL import Image
 
 import grasp_ros
 from grasp_ros.control import PlannerRuntime
-from grasp_ros.envs import PointEnv, Task
+from grasp_ros.envs import Task, World
 from grasp_ros.models import has_decoder
 from grasp_ros.viz import decode_mosaic, overlay
 
@@ -31,7 +31,7 @@ LEGEND = "dots: virtual states (dark=early)  blue: model rollout  grey: path  gr
 class Animation:
     """Frames of the demo GIF, kept palette-quantised (one byte a pixel) until written."""
 
-    def __init__(self, env: PointEnv, model: torch.nn.Module, period: float) -> None:
+    def __init__(self, env: World, model: torch.nn.Module, period: float) -> None:
         self.env, self.model, self.period = env, model, period
         self.frames: list[Image.Image] = []
         self.decoder = has_decoder(model)
@@ -49,13 +49,16 @@ class Animation:
         """One frame: the camera with the plan (VirtualTrajectory fields) drawn on, the goal,
         the decoded virtual states, and ``lines`` of text; shown ``repeat`` periods long."""
         size, world = PANEL, self.env.world_size
-        goal_px = overlay.to_pixels(task.goal_state[None], world, size)[0]
+        goal_px = overlay.to_pixels(self.env.object_pose(task.goal_state[None]), world, size)[0]
         ring = self.env.success_radius * size / world
         camera = overlay.upscale(image, size)
         overlay.draw_path(
             camera, overlay.to_pixels(np.array(trail), world, size), overlay.TRAIL_COLOR
         )
         overlay.draw_ring(camera, goal_px, ring, overlay.GOAL_COLOR)
+        for outline in self.env.outlines(task.goal_state).values():  # Push-T's goal pose
+            closed = np.concatenate([outline, outline[:1]])
+            overlay.draw_path(camera, overlay.to_pixels(closed, world, size), overlay.GOAL_COLOR)
         if plan is not None and plan["positions"] is not None:
             rollout = overlay.to_pixels(plan["rollout_positions"], world, size)
             overlay.draw_path(camera, rollout, overlay.ROLLOUT_COLOR, 2)

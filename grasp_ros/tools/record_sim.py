@@ -17,7 +17,9 @@ shows the position at its capture time, carries that time in its header, and ent
 
 Agents:
 
-- ``expert``: follows the shortest path (the world's BFS distance field), from ground truth.
+- ``expert``: the task's expert, from ground truth: in a point world it follows the shortest
+  path (the world's BFS distance field); in Push-T it plays the scripted pushes that made the
+  goal (``Task.expert_actions``).
 - ``random``: holds random actions for random spells, like the training data's exploration.
 - ``planner``: the PlannerRuntime in closed loop on the camera images, with the same
   parameters as the robot; it always uses the fixed-iterations budget, because simulated time
@@ -40,7 +42,7 @@ from grasp_ros.control import PlannerRuntime
 from grasp_ros.control import params as schema
 from grasp_ros.control.cli_params import ParamOptions, add_param_arguments
 from grasp_ros.control.episode import EpisodeHooks, Frame, Tick, run_episode
-from grasp_ros.envs import ENVS, PointEnv, Task, make_env
+from grasp_ros.envs import ENVS, Task, World, make_env
 from grasp_ros.envs.agents import Policy, expert_policy, random_policy
 from grasp_ros.io import sim_topics as topics
 from grasp_ros.io.bags import LATCHED, STORAGES, BagError, BagWriter, write_bag
@@ -50,13 +52,14 @@ AGENTS = ("expert", "random", "planner")
 DEFAULT_START_TIME = 1_700_000_000.0
 
 #: The contract's topics as ``ros2 bag record`` stores them: fully qualified, root namespace.
-CAMERA, GOAL, TASK, POSE, EXECUTED = (
+CAMERA, GOAL, TASK, POSE, OBJECT_POSE, EXECUTED = (
     f"/{name}"
     for name in (
         topics.CAMERA_TOPIC,
         topics.GOAL_TOPIC,
         topics.TASK_TOPIC,
         topics.POSE_TOPIC,
+        topics.OBJECT_POSE_TOPIC,
         topics.EXECUTED_ACTION_TOPIC,
     )
 )
@@ -109,7 +112,7 @@ class Recording:
 
 def record(
     out: str | Path,
-    env: PointEnv,
+    env: World,
     task: Task,
     policy: Policy | PlannerRuntime,
     *,
@@ -167,7 +170,7 @@ class _DelayedCamera:
     capture time and reaching the agent (and the bag) at its receive time."""
 
     def __init__(
-        self, env: PointEnv, frames: list[tuple[float, float]], start_time: float, dt: float
+        self, env: World, frames: list[tuple[float, float]], start_time: float, dt: float
     ) -> None:
         self.env, self.pending, self.start_time, self.dt = env, list(frames), start_time, dt
 
@@ -186,7 +189,7 @@ class _DelayedCamera:
 class _BagLog(EpisodeHooks):
     """What the recorder writes: the robot's topics and the simulator's ground truth."""
 
-    def __init__(self, bag: BagWriter, env: PointEnv, dt: float) -> None:
+    def __init__(self, bag: BagWriter, env: World, dt: float) -> None:
         self.bag, self.env, self.dt = bag, env, dt
         self.statuses: dict[str, int] = {}
         self.bar: tqdm | None = None
@@ -197,6 +200,7 @@ class _BagLog(EpisodeHooks):
             (GOAL, IMAGE),
             (CAMERA, IMAGE),
             (POSE, topics.POSE_STAMPED),
+            (OBJECT_POSE, topics.POSE_STAMPED),
             (EXECUTED, ACTION_COMMAND),
         ):
             latched = topic.lstrip("/") in topics.LATCHED_TOPICS
@@ -213,6 +217,8 @@ class _BagLog(EpisodeHooks):
 
     def on_state(self, stamp: float, state: np.ndarray) -> None:
         self.bag.write(POSE, topics.pose_msg(state, stamp), stamp_to_ns(stamp))
+        pose = self.env.object_pose(state[None])[0]
+        self.bag.write(OBJECT_POSE, topics.planar_pose_msg(pose, stamp), stamp_to_ns(stamp))
 
     def on_tick(self, tick: Tick) -> None:
         if tick.command is not None:
@@ -240,7 +246,7 @@ class RecordOptions(ParamOptions):
     agent: str = option("expert", "default: %(default)s", choices=AGENTS)
     task_horizon: int = option(
         20,
-        "task difficulty: its shortest path takes 75-100%% of this many steps "
+        "task difficulty: its expert solution takes 75-100%% of this many steps "
         "(default: %(default)s)",
         type=int,
     )
@@ -278,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="grasp-ros-record-sim",
         description="Run the built-in simulator with a scripted or planner-driven agent and "
         "record a rosbag2 like a robot's: camera/image_raw (rgb8, 30 Hz with jitter, optional "
-        "dropout), goal_image, and ground truth on sim/task, sim/pose and "
+        "dropout), goal_image, and ground truth on sim/task, sim/pose, sim/object_pose and "
         "sim/executed_action. Replay it with grasp-ros-replay. --params and -p configure the "
         "planner agent and give the default control rate.",
         epilog="examples:\n  grasp-ros-record-sim sim_bag\n"
@@ -304,7 +310,7 @@ def _parse_dropout(text: str | None) -> tuple[float, float] | None:
     return values
 
 
-def _setup(args: RecordOptions) -> tuple[PointEnv, Policy | PlannerRuntime, float, Task]:
+def _setup(args: RecordOptions) -> tuple[World, Policy | PlannerRuntime, float, Task]:
     """The world, the agent, the control rate and the task the arguments ask for."""
     for name in ("camera_rate", "task_horizon"):
         if getattr(args, name) <= 0:
@@ -365,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     outcome = "reached the goal" if result.success else "did not reach the goal"
     statuses = ", ".join(f"{k} {v}" for k, v in result.statuses.items())
     print(
-        f"wrote {result.path}: {env.name} task (seed {args.seed}, shortest path "
+        f"wrote {result.path}: {env.name} task (seed {args.seed}, expert solution "
         f"{task.optimal_steps} steps), {args.agent} agent, {result.steps} steps at {rate:g} Hz, "
         f"{result.frames} camera frames ({result.dropped_frames} dropped); the agent {outcome}"
         + (f"; planner statuses: {statuses}" if statuses else "")

@@ -5,9 +5,10 @@ a PCA of the latents fitted online (:class:`OnlinePCA`). The virtual states s_0 
 optimisation variables, the goal last) become a line strip and spheres coloured by time step,
 the serial rollout F^t(s_0, a) a second strip, so the gap between the two shows how far the
 plan still is from dynamically consistent. :func:`decode_mosaic` shows the virtual states as
-the model's decoder sees them. The node turns :class:`MarkerSpec` into visualization_msgs; the
-colours are those of the demo's overlay (`grasp_ros.viz.overlay.time_colors`), so a time step
-has one colour everywhere.
+the model's decoder sees them. :func:`world_markers` draws the simulator's ground truth (the
+agent, Push-T's block and its goal pose). The nodes turn :class:`MarkerSpec` into
+visualization_msgs; the colours are those of the demo's overlay
+(`grasp_ros.viz.overlay.time_colors`), so a time step has one colour everywhere.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from grasp_ros.envs import World
 from grasp_ros.models.base import has_decoder
 from grasp_ros.viz import overlay
 
 ROLLOUT_RGBA = (*(c / 255 for c in overlay.ROLLOUT_COLOR), 0.9)
 GOAL_RGBA = (*(c / 255 for c in overlay.GOAL_COLOR), 0.9)
 TEXT_RGBA = (1.0, 1.0, 1.0, 1.0)
+AGENT_RGBA = (0.25, 0.41, 0.88, 1.0)
+BODY_RGBA = (0.47, 0.53, 0.6, 1.0)
 
 
 def time_colors(n: int, alpha: float = 1.0) -> np.ndarray:
@@ -225,6 +229,51 @@ def trajectory_markers(
         MarkerSpec("info", 0, "text", above, _rgba(TEXT_RGBA), (0, 0, 1.5 * size), label)
     )
     return markers
+
+
+def world_markers(env: World, state: np.ndarray, goal_state: np.ndarray) -> list[MarkerSpec]:
+    """Markers for the simulated world's ground truth, in world units on the z = 0 plane.
+
+    The agent is a sphere (its own size, or 1/32 of the world for a point agent); a body with
+    an outline (Push-T's block) a closed grey line, and its goal pose the same line in the
+    goal's green; a point world's goal is a translucent disc of the success radius.
+    """
+    state, goal_state = np.asarray(state, np.float64), np.asarray(goal_state, np.float64)
+    size = max(2 * env.agent_radius, env.world_size / 32)
+    width = env.world_size / 128
+    agent = np.array([[*state[:2], 0.0]])
+    markers = [MarkerSpec("agent", 0, "sphere", agent, _rgba(AGENT_RGBA), (size,) * 3)]
+    goal_outlines = env.outlines(goal_state)
+    for i, (name, outline) in enumerate(sorted(env.outlines(state).items())):
+        markers.append(
+            MarkerSpec(name, i, "line_strip", _closed(outline), _rgba(BODY_RGBA), (width, 0.0, 0.0))
+        )
+    for i, (name, outline) in enumerate(sorted(goal_outlines.items())):
+        markers.append(
+            MarkerSpec(
+                f"goal_{name}",
+                i,
+                "line_strip",
+                _closed(outline),
+                _rgba(GOAL_RGBA),
+                (width, 0.0, 0.0),
+            )
+        )
+    if not goal_outlines:
+        goal = env.object_pose(goal_state[None])[:, :2]
+        disc = (2 * env.success_radius, 2 * env.success_radius, width)
+        markers.append(
+            MarkerSpec(
+                "goal", 0, "sphere", np.c_[goal, np.zeros(1)], _rgba((*GOAL_RGBA[:3], 0.3)), disc
+            )
+        )
+    return markers
+
+
+def _closed(outline: np.ndarray) -> np.ndarray:
+    """A closed polygon ``[K, 2]`` as ``[K + 1, 3]`` points on the z = 0 plane."""
+    loop = np.concatenate([outline, outline[:1]])
+    return np.c_[loop, np.zeros(len(loop))]
 
 
 def _xyz(points: np.ndarray, name: str) -> np.ndarray:

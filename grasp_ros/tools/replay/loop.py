@@ -129,6 +129,8 @@ class Replay:
                 self._skip(m.topic, str(exc), m.stamp_ns / _NS)
         elif m.topic.lstrip("/") == sim_topics.POSE_TOPIC:
             self.log.truth.on_pose(sim_topics.pose_xy(msg))
+        elif m.topic.lstrip("/") == sim_topics.OBJECT_POSE_TOPIC:
+            self.log.truth.on_object_pose(sim_topics.planar_pose(msg))
         elif m.topic.lstrip("/") == sim_topics.EXECUTED_ACTION_TOPIC:
             dt_ns = round(float(msg.dt) * _NS)
             self.log.truth.executed = (m.stamp_ns, dt_ns, np.asarray(msg.action, dtype=np.float32))

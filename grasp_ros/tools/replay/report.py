@@ -40,11 +40,23 @@ class Skipped:
 
 @dataclass
 class RecordedRun:
-    """One recorded episode: its task, and the last pose seen before the next task."""
+    """One recorded episode: its task, and the last poses seen before the next task.
+
+    ``pose`` is the agent's ``[x, y]`` (``sim/pose``), ``object_pose`` the ``[x, y, yaw]`` the
+    success test is about (``sim/object_pose``; bags recorded before it existed lack it, and
+    then the agent's pose stands in, which is right for the point worlds they come from).
+    """
 
     text: str
     task: sim_topics.SimTask
     pose: np.ndarray | None = None
+    object_pose: np.ndarray | None = None
+
+    def final_pose(self) -> np.ndarray | None:
+        """The last object pose, or the agent's (yaw 0) where none was recorded."""
+        if self.object_pose is not None:
+            return self.object_pose
+        return None if self.pose is None else np.append(self.pose[:2], 0.0)
 
 
 @dataclass
@@ -64,6 +76,10 @@ class GroundTruth:
     def on_pose(self, pose: np.ndarray) -> None:
         if self.runs:  # a pose before any task cannot be scored
             self.runs[-1].pose = pose
+
+    def on_object_pose(self, pose: np.ndarray) -> None:
+        if self.runs:
+            self.runs[-1].object_pose = pose
 
 
 @dataclass
@@ -152,20 +168,21 @@ def build_report(
 
 def _ground_truth(truth: GroundTruth, cut_off: bool) -> dict[str, Any] | None:
     """Success per recorded episode (``recorded_success``: every one reached its goal)."""
-    runs = [r for r in truth.runs if r.pose is not None]
+    runs = [r for r in truth.runs if r.final_pose() is not None]
     if not runs and not truth.diffs:
         return None
     result: dict[str, Any] = {}
     if runs:
         episodes = []
         for run in runs:
-            goal = run.task.goal_state
+            env, pose = run.task.make_env(), run.final_pose()
+            goal = env.object_pose(run.task.goal_state[None])[0]
             episodes.append(
                 {
                     "task_seed": run.task.seed,
                     "optimal_steps": run.task.optimal_steps,
-                    "recorded_success": bool(run.task.make_env().success(run.pose, goal)),
-                    "final_distance": float(np.linalg.norm(run.pose - goal[:2])),
+                    "recorded_success": env.reached(pose, goal),
+                    "final_distance": float(np.linalg.norm(pose[:2] - goal[:2])),
                 }
             )
         wins = sum(e["recorded_success"] for e in episodes)

@@ -149,6 +149,7 @@ def _truth_topics(topics: Mapping[str, str]) -> list[str]:
     wanted = (
         (sim_topics.TASK_TOPIC, sim_topics.STRING),
         (sim_topics.POSE_TOPIC, sim_topics.POSE_STAMPED),
+        (sim_topics.OBJECT_POSE_TOPIC, sim_topics.POSE_STAMPED),
         (sim_topics.EXECUTED_ACTION_TOPIC, ACTION_COMMAND),
     )
     found = [(resolve_topic(topics, name), msgtype) for name, msgtype in wanted]

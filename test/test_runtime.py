@@ -243,6 +243,7 @@ def test_output_fields_build_valid_messages(world) -> None:
     assert status.status == Status.OK and status.tick == cmd.tick
     action = messages.action_command_msg(stamp_sec=0.0, **action_fields(cmd))
     np.testing.assert_array_equal(action.action, cmd.action)
+    assert cmd.goal_cost > 0 and math.isnan(rt.stop_command(0.0, Status.NO_GOAL, "").goal_cost)
     lean = trajectory_fields(cmd.plan, model, latents=False, world_scale=0.5)
     assert lean["virtual_states"].size == lean["rollout"].size == 0
     xyz = trajectory_fields(cmd.plan, model)["positions"]

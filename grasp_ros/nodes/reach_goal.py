@@ -88,7 +88,10 @@ class ReachGoalServer:
             if cmd is not None:
                 ticks, status = ticks + 1, cmd.status
                 feedback = ReachGoal.Feedback(
-                    status=int(cmd.status), plan_cost=_f32(cmd.cost), ticks=ticks
+                    status=int(cmd.status),
+                    goal_cost=_f32(cmd.goal_cost),
+                    plan_cost=_f32(cmd.cost),
+                    ticks=ticks,
                 )
                 handle.publish_feedback(feedback)
                 if cmd.status is Status.GOAL_REACHED:

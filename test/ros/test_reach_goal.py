@@ -69,6 +69,7 @@ def test_a_goal_is_reached_cancelled_or_given_up_with_feedback(probe, launcher):
     planning = lambda: sum(f.status == PlannerStatus.OK for f in feedback) >= 3  # noqa: E731
     assert probe.spin_until(planning, 60.0), [f.status for f in feedback]
     assert np.isfinite(feedback[-1].plan_cost) and feedback[-1].ticks >= 3
+    assert feedback[-1].goal_cost > 0.05  # FAR is far
     cancel = handle.cancel_goal_async()
     assert probe.spin_until(cancel.done, 10.0)
     ended = _result(probe, handle).result

@@ -103,7 +103,8 @@ def _p(name: str, type_: type, default: Any, description: str, **kw: Any) -> Par
 
 
 _TWIST_SPECS = tuple(
-    SCHEMA[f"cmd_vel.{f}"] for f in ("linear_x", "linear_y", "angular_z", "scale", "stamped")
+    SCHEMA[f"cmd_vel.{f}"]
+    for f in ("linear_x", "linear_y", "angular_z", "scale", "stamped", "image_axes")
 )
 
 SIM_SCHEMA: dict[str, ParamSpec] = {

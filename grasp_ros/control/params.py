@@ -255,6 +255,7 @@ _BASE = (
     _p("cmd_vel.enabled", bool, False, "also publish a velocity command on cmd_vel"),
     _p("cmd_vel.stamped", bool, True, "TwistStamped (nav2); false: Twist", read_only=True),
     _p("cmd_vel.frame_id", str, "base_link", "frame of the TwistStamped: the robot's base"),
+    _p("cmd_vel.image_axes", bool, True, "actions have y down (reference worlds): flip y, z"),
     _p("cmd_vel.linear_x", int, 0, "action index mapped to linear.x (-1: none)", low=-1, high=64),
     _p("cmd_vel.linear_y", int, 1, "action index mapped to linear.y (-1: none)", low=-1, high=64),
     _p(

@@ -11,6 +11,10 @@ A goal sent while the node is not active (not configured yet, or deactivated) is
 once with that reason, and so is a goal in progress when the node is deactivated: no ticks
 would come to reach it. (An action goal can only carry a reason in its result, so it is
 accepted and aborted rather than rejected.)
+
+What it uses of the node: ``active``, ``post_goal`` (the inbox), ``runtime_lock`` (the runtime,
+held from ticks and parameter changes), ``halted`` (why it stops until the next goal) and
+``now``; the node calls :meth:`ReachGoalServer.on_tick` with each published command.
 """
 
 from __future__ import annotations

@@ -258,3 +258,26 @@ def test_msg_dir_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(FileNotFoundError, match="searched") as err:
         messages.find_msg_dir([tmp_path / "nothing", tmp_path])
     assert str(tmp_path / "nothing") in str(err.value)
+
+
+def test_map_frame_positions_are_metres_with_y_up_and_invert() -> None:
+    from grasp_ros.io import frames
+
+    xyz = np.array([[10.0, 20.0, 1.0], [64.0, 0.0, 0.0]])
+    np.testing.assert_allclose(frames.to_map(xyz, 0.05), [[0.5, -1.0, 0.05], [3.2, 0.0, 0.0]])
+    np.testing.assert_allclose(frames.from_map(frames.to_map(xyz[:, :2], 0.05), 0.05), xyz[:, :2])
+
+
+def test_a_live_task_says_its_poses_are_map_metres_and_they_read_back_in_world_units() -> None:
+    from grasp_ros.envs import make_env
+    from grasp_ros.io import frames, sim_topics
+
+    env = make_env("wall", image_size=32)
+    task = env.sample_task(10, 0)
+    offline = sim_topics.parse_task(sim_topics.task_json(env, task))
+    live = sim_topics.parse_task(sim_topics.task_json(env, task, 0.05))
+    assert offline.world_scale is None and live.world_scale == 0.05
+    pose = np.array([10.0, 20.0, 0.5])
+    np.testing.assert_array_equal(offline.world_pose(pose), pose)
+    on_wire = np.append(frames.to_map(pose[:2], 0.05), -pose[2])
+    np.testing.assert_allclose(live.world_pose(on_wire), pose)

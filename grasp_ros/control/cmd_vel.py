@@ -5,7 +5,7 @@ planner's schema; the planner node publishes :func:`twist_from_action`, the simu
 reads a Twist back with :func:`action_from_twist`. With ``cmd_vel.image_axes`` the actions are
 taken to be in image axes (x right, y down, as the reference worlds' are), so linear.y and
 angular.z change sign: the Twist is in REP-103 axes (x forward, y left, z up), the same flip
-as the published positions (`grasp_ros.control.outputs.map_positions`).
+as the published positions (`grasp_ros.io.frames`).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from grasp_ros.control.runtime import Command, RuntimeStats
+from grasp_ros.io.frames import to_map
 from grasp_ros.models.base import has_projection
 from grasp_ros.planning import Plan
 
@@ -27,21 +28,6 @@ def positions(model: nn.Module, latents: torch.Tensor) -> np.ndarray | None:
         return model.project(latents).detach().cpu().numpy().astype(np.float32)
 
 
-def map_positions(xyz: np.ndarray | None, world_scale: float) -> np.ndarray | None:
-    """Positions ``[N, 3]`` in the model's project() units and image axes (x along the image
-    columns, y down the rows) as REP-103 map coordinates: metres, right-handed, z up.
-
-    The image's row axis grows downward, so y flips: x stays along the columns, y points up
-    the image, and the origin stays at the image's top-left corner (the arena's origin).
-    """
-    if xyz is None:
-        return None
-    out = np.asarray(xyz, dtype=np.float64).reshape(len(xyz), -1) * world_scale
-    if out.shape[1] > 1:
-        out[:, 1] = -out[:, 1]
-    return out
-
-
 def trajectory_fields(
     plan: Plan, model: nn.Module, *, latents: bool = True, world_scale: float | None = None
 ) -> dict[str, Any]:
@@ -49,13 +35,13 @@ def trajectory_fields(
 
     Without ``latents`` the two latent arrays are empty: the plan message stays a few kB for
     any latent size (the planner node's default, ``plan_latents``). With ``world_scale`` the
-    positions are REP-103 metres (:func:`map_positions`); without, the model's own units, as
+    positions are REP-103 metres (`grasp_ros.io.frames.to_map`); without, the model's own units, as
     the offline tools draw them on the image.
     """
     empty = np.zeros(0, np.float32)
     xyz = [positions(model, plan.states), positions(model, plan.rollout)]
     if world_scale is not None:
-        xyz = [map_positions(p, world_scale) for p in xyz]
+        xyz = [None if p is None else to_map(p, world_scale) for p in xyz]
     return {
         "planner": plan.planner,
         "latent_shape": [int(d) for d in model.latent_shape],

@@ -41,10 +41,10 @@ from visualization_msgs.msg import MarkerArray
 
 from grasp_ros.control.cmd_vel import TWIST_FIELDS, action_from_twist
 from grasp_ros.control.node_params import SIM_SCHEMA
-from grasp_ros.control.outputs import map_positions
 from grasp_ros.control.sim_robot import SimRobot
 from grasp_ros.envs import make_env
 from grasp_ros.io import sim_topics as T
+from grasp_ros.io.frames import to_map
 from grasp_ros.msg import ActionCommand
 from grasp_ros.nodes import messages as M
 from grasp_ros.nodes import ros
@@ -130,10 +130,10 @@ class SimNode(Node):
         fields = {"action": step.action, "dt": dt, "step_index": step.index, "chunk": [step.action]}
         self._executed_pub.publish(M.action_msg(fields, M.header(stamp)))
         hdr, scale = M.header(stamp, T.MAP_FRAME), self.params["world_scale"]
-        xyz = map_positions(np.append(step.state[:2], 0.0)[None], scale)[0]
+        xyz = to_map(np.append(step.state[:2], 0.0), scale)
         self._pose_pub.publish(M.pose_stamped(xyz, hdr))
         pose = self.robot.env.object_pose(step.state[None])[0]
-        at = map_positions(np.append(pose[:2], 0.0)[None], scale)[0]
+        at = to_map(np.append(pose[:2], 0.0), scale)
         self._object_pub.publish(M.pose_stamped(at, hdr, yaw=-pose[2]))
         if self._tf_pub is not None:
             tf = TransformStamped(header=hdr, child_frame_id=self.params["base_frame"])
@@ -155,7 +155,7 @@ class SimNode(Node):
 
     def _new_task(self, seed: int) -> str:
         task = self.robot.new_task(seed)
-        text = T.task_json(self.robot.env, task)
+        text = T.task_json(self.robot.env, task, self.params["world_scale"])
         hdr = M.header(self._stamp(), T.CAMERA_FRAME)
         self._goal_pub.publish(M.image_msg(task.goal_image, hdr))
         self._task_pub.publish(String(data=text))
@@ -189,7 +189,7 @@ class SimNode(Node):
 
 def _in_map(spec: MarkerSpec, scale: float) -> MarkerSpec:
     """A world marker (world units, image axes) in the REP-103 map frame."""
-    points = map_positions(spec.points, scale)
+    points = to_map(spec.points, scale)
     return dataclasses.replace(spec, points=points, scale=tuple(s * scale for s in spec.scale))
 
 

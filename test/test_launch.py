@@ -131,6 +131,7 @@ def test_rviz_shows_the_camera_goal_plan_path_mosaic_and_pose():
         sim_topics.CAMERA_TOPIC,
         sim_topics.GOAL_TOPIC,
         sim_topics.POSE_TOPIC,
+        sim_topics.MARKERS_TOPIC,
         *_visualizer_topics(),
     }
     assert len(_visualizer_topics()) == 3
@@ -153,3 +154,15 @@ def test_rviz_marker_namespaces_are_those_the_visualiser_draws():
     }
     markers = next(d for d in _displays() if d["Class"] == "rviz_default_plugins/MarkerArray")
     assert set(markers["Namespaces"]) == drawn
+    # The simulator's ground truth, in both kinds of world (Push-T's block, a point's goal).
+    from grasp_ros.envs import make_env
+    from grasp_ros.viz import world_markers
+
+    world = set()
+    for name in ("wall", "pusht"):
+        env = make_env(name)
+        world |= {m.ns for m in world_markers(env, env.state, env.state)}
+    sim = next(
+        d for d in _displays() if d.get("Topic", {}).get("Value") == sim_topics.MARKERS_TOPIC
+    )
+    assert set(sim["Namespaces"]) == world

@@ -66,7 +66,7 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "env",
                 default_value="wall",
-                description="reference world for sim:=true: wall or maze (match the model)",
+                description="reference world for sim:=true: wall, maze or pusht (match the model)",
             ),
             DeclareLaunchArgument(
                 "rviz", default_value="false", description="start rviz2 with config/grasp.rviz"

@@ -165,3 +165,15 @@ def test_rviz_marker_namespaces_are_those_the_visualiser_draws():
     }
     markers = next(d for d in _displays() if d["Class"] == "rviz_default_plugins/MarkerArray")
     assert set(markers["Namespaces"]) == drawn
+    # The simulator's ground truth, in both kinds of world (Push-T's block, a point's goal).
+    from grasp_ros.envs import make_env
+    from grasp_ros.viz import world_markers
+
+    world = set()
+    for name in ("wall", "pusht"):
+        env = make_env(name)
+        world |= {m.ns for m in world_markers(env, env.state, env.state)}
+    sim = next(
+        d for d in _displays() if d.get("Topic", {}).get("Value") == sim_topics.MARKERS_TOPIC
+    )
+    assert set(sim["Namespaces"]) == world

@@ -36,7 +36,7 @@ $(ROS_STAMP): $(STAMP) $(JAZZY)/requirements.txt $(JAZZY)/patch_exports.py
 	touch $@
 
 $(ROS_BUILT): $(ROS_STAMP) CMakeLists.txt package.xml $(wildcard msg/*.msg action/*.action) \
-		$(JAZZY)/build.sh
+		$(JAZZY)/build.sh $(wildcard $(JAZZY)/tf2_msgs/* $(JAZZY)/tf2_msgs/msg/*)
 	bash $(JAZZY)/build.sh $(VENV) $(ROS_DIR)
 	touch $@
 

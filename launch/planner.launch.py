@@ -3,10 +3,13 @@
     ros2 launch grasp_ros planner.launch.py sim:=true rviz:=true
     ros2 launch grasp_ros planner.launch.py model:=/path/to/model.pt image:=/camera/color/image_raw
     ros2 launch grasp_ros planner.launch.py use_sim_time:=true     # with `ros2 bag play --clock`
+    ros2 launch grasp_ros planner.launch.py sim:=true use_sim_time:=true   # on the sim's /clock
 
-``model`` and ``device`` are passed after ``params_file``, so they override the file's values.
-``autostart`` (default true) brings the lifecycle planner node to active without a manager.
-With ``sim:=true`` the planner's ``image`` is the simulator's ``camera/image_raw``.
+``model``, ``device``, ``world_scale`` and ``plan_latents`` are passed after ``params_file``,
+so they override the file's values. ``autostart`` (default true) brings the lifecycle planner
+node to active without a manager. With ``sim:=true`` the planner's ``image`` is the simulator's
+``camera/image_raw``, and with ``use_sim_time:=true`` too the simulator publishes ``/clock``.
+``use_sim_time`` goes to every node.
 """
 
 from launch.actions import DeclareLaunchArgument, SetLaunchConfiguration
@@ -25,6 +28,7 @@ def generate_launch_description() -> LaunchDescription:
     arg = LaunchConfiguration
     use_sim_time = ParameterValue(arg("use_sim_time"), value_type=bool)
     model = ParameterValue(arg("model"), value_type=str)
+    world_scale = ParameterValue(arg("world_scale"), value_type=float)
     remap_action = ("action", arg("action"))
     remap_goal = ("goal_image", arg("goal_image"))
     return LaunchDescription(
@@ -55,7 +59,20 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "use_sim_time",
                 default_value="false",
-                description="use /clock (bag replay) for the planner and visualiser",
+                description="every node runs on /clock: from `ros2 bag play --clock`, or with "
+                "sim:=true from sim_node, which then publishes it",
+            ),
+            DeclareLaunchArgument(
+                "world_scale",
+                default_value="0.05",
+                description="metres per world unit (the model's project() and the simulator's "
+                "arena): plan positions, sim/pose and /tf in REP-103 metres",
+            ),
+            DeclareLaunchArgument(
+                "plan_latents",
+                default_value="false",
+                description="put the latent states in the plan message (the decoded virtual "
+                "states image needs them; megabytes a tick for patch-token models)",
             ),
             DeclareLaunchArgument(
                 "sim",
@@ -66,7 +83,7 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "env",
                 default_value="wall",
-                description="reference world for sim:=true: wall or maze (match the model)",
+                description="reference world for sim:=true: wall, maze or pusht (match the model)",
             ),
             DeclareLaunchArgument(
                 "rviz", default_value="false", description="start rviz2 with config/grasp.rviz"
@@ -98,6 +115,8 @@ def generate_launch_description() -> LaunchDescription:
                         "model": model,
                         "device": ParameterValue(arg("device"), value_type=str),
                         "autostart": ParameterValue(arg("autostart"), value_type=bool),
+                        "world_scale": world_scale,
+                        "plan_latents": ParameterValue(arg("plan_latents"), value_type=bool),
                         "use_sim_time": use_sim_time,
                     },
                 ],
@@ -117,7 +136,14 @@ def generate_launch_description() -> LaunchDescription:
                 name="sim_node",
                 namespace=arg("namespace"),
                 output="screen",
-                parameters=[{"env": ParameterValue(arg("env"), value_type=str)}],
+                parameters=[
+                    {
+                        "env": ParameterValue(arg("env"), value_type=str),
+                        "world_scale": world_scale,
+                        "publish_clock": use_sim_time,
+                        "use_sim_time": use_sim_time,
+                    }
+                ],
                 remappings=[remap_goal, remap_action],
                 condition=IfCondition(arg("sim")),
             ),

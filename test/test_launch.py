@@ -27,6 +27,8 @@ EXPECTED_DEFAULTS = {
     "device": SCHEMA["device"].default,
     "autostart": "true",
     "use_sim_time": "false",
+    "world_scale": str(SCHEMA["world_scale"].default),
+    "plan_latents": "false",
     "sim": "false",
     "env": "wall",
     "rviz": "false",
@@ -81,6 +83,14 @@ def test_params_file_defaults_to_the_shipped_planner_yaml():
     assert f'PACKAGE = "{package}"' in LAUNCH.read_text()
 
 
+def test_use_sim_time_reaches_every_node_and_makes_the_simulator_publish_clock():
+    nodes = {ast.literal_eval(_kw(c, "executable")): c for c in _calls("Node")}
+    for name, node in nodes.items():
+        assert "use_sim_time" in _strings(_kw(node, "parameters")), name
+    sim = ast.unparse(_kw(nodes["sim_node"], "parameters"))
+    assert "'publish_clock': use_sim_time" in sim and "'use_sim_time': use_sim_time" in sim
+
+
 def test_launch_configurations_used_are_declared():
     used = {ast.literal_eval(c.args[0]) for c in _calls("arg") + _calls("LaunchConfiguration")}
     used |= {ast.literal_eval(c.args[0]) for c in _calls("SetLaunchConfiguration")}
@@ -131,6 +141,7 @@ def test_rviz_shows_the_camera_goal_plan_path_mosaic_and_pose():
         sim_topics.CAMERA_TOPIC,
         sim_topics.GOAL_TOPIC,
         sim_topics.POSE_TOPIC,
+        sim_topics.MARKERS_TOPIC,
         *_visualizer_topics(),
     }
     assert len(_visualizer_topics()) == 3
@@ -141,6 +152,7 @@ def test_rviz_shows_the_camera_goal_plan_path_mosaic_and_pose():
         "rviz_default_plugins/Image",
         "rviz_default_plugins/MarkerArray",
         "rviz_default_plugins/Path",
+        "rviz_default_plugins/TF",
     } <= classes
 
 
@@ -153,3 +165,15 @@ def test_rviz_marker_namespaces_are_those_the_visualiser_draws():
     }
     markers = next(d for d in _displays() if d["Class"] == "rviz_default_plugins/MarkerArray")
     assert set(markers["Namespaces"]) == drawn
+    # The simulator's ground truth, in both kinds of world (Push-T's block, a point's goal).
+    from grasp_ros.envs import make_env
+    from grasp_ros.viz import world_markers
+
+    world = set()
+    for name in ("wall", "pusht"):
+        env = make_env(name)
+        world |= {m.ns for m in world_markers(env, env.state, env.state)}
+    sim = next(
+        d for d in _displays() if d.get("Topic", {}).get("Value") == sim_topics.MARKERS_TOPIC
+    )
+    assert set(sim["Namespaces"]) == world

@@ -50,6 +50,7 @@ EXPECTED_FIELDS = {
         ("action", "float32[]"),
         ("dt", "float32"),
         ("step_index", "uint32"),
+        ("chunk", "float32[]"),
     ],
 }
 
@@ -137,6 +138,7 @@ def test_status_constants_have_the_runtime_values() -> None:
         "STALE_IMAGE": 3,
         "PLANNER_ERROR": 4,
         "GOAL_REACHED": 5,
+        "STOPPED": 6,
     }
     assert messages.status_codes() == expected
     cls = messages.typestore().types[messages.PLANNER_STATUS]
@@ -167,6 +169,13 @@ def test_virtual_trajectory_patch_token_latents() -> None:
     assert list(back.latent_shape) == [256, 384]
     assert back.virtual_states.size == 3 * 256 * 384
     assert back.positions == []
+
+
+def test_a_lean_virtual_trajectory_has_no_latents() -> None:
+    empty = np.zeros(0)
+    back = roundtrip(trajectory(latent_shape=(256, 384), virtual_states=empty, rollout=empty))
+    assert list(back.latent_shape) == [256, 384] and back.virtual_states.size == 0
+    assert back.rollout.size == 0 and len(back.positions) == 6
 
 
 def test_virtual_trajectory_rejects_bad_shapes() -> None:
@@ -201,8 +210,18 @@ def test_action_command_roundtrip() -> None:
     back = roundtrip(msg)
     assert_msg_equal(msg, back)
     assert back.action.dtype == np.float32 and back.step_index == 4
+    np.testing.assert_array_equal(back.chunk, [0.5, -0.25])
+    chunk = [[0.5, -0.25], [0.25, 0.0], [0.0, 0.0]]
+    msg = messages.action_command_msg(
+        stamp_sec=3.0, action=chunk[0], dt=0.1, step_index=0, chunk=chunk
+    )
+    np.testing.assert_array_equal(roundtrip(msg).chunk.reshape(3, 2), chunk)
     with pytest.raises(ValueError, match="vector"):
         messages.action_command_msg(stamp_sec=0.0, action=np.zeros((2, 2)), dt=0.1, step_index=0)
+    with pytest.raises(ValueError, match="chunk"):
+        messages.action_command_msg(
+            stamp_sec=0.0, action=[0.0, 0.0], dt=0.1, step_index=0, chunk=np.zeros((2, 3))
+        )
 
 
 def test_image_msg_roundtrip() -> None:
@@ -239,3 +258,26 @@ def test_msg_dir_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(FileNotFoundError, match="searched") as err:
         messages.find_msg_dir([tmp_path / "nothing", tmp_path])
     assert str(tmp_path / "nothing") in str(err.value)
+
+
+def test_map_frame_positions_are_metres_with_y_up_and_invert() -> None:
+    from grasp_ros.io import frames
+
+    xyz = np.array([[10.0, 20.0, 1.0], [64.0, 0.0, 0.0]])
+    np.testing.assert_allclose(frames.to_map(xyz, 0.05), [[0.5, -1.0, 0.05], [3.2, 0.0, 0.0]])
+    np.testing.assert_allclose(frames.from_map(frames.to_map(xyz[:, :2], 0.05), 0.05), xyz[:, :2])
+
+
+def test_a_live_task_says_its_poses_are_map_metres_and_they_read_back_in_world_units() -> None:
+    from grasp_ros.envs import make_env
+    from grasp_ros.io import frames, sim_topics
+
+    env = make_env("wall", image_size=32)
+    task = env.sample_task(10, 0)
+    offline = sim_topics.parse_task(sim_topics.task_json(env, task))
+    live = sim_topics.parse_task(sim_topics.task_json(env, task, 0.05))
+    assert offline.world_scale is None and live.world_scale == 0.05
+    pose = np.array([10.0, 20.0, 0.5])
+    np.testing.assert_array_equal(offline.world_pose(pose), pose)
+    on_wire = np.append(frames.to_map(pose[:2], 0.05), -pose[2])
+    np.testing.assert_allclose(live.world_pose(on_wire), pose)

@@ -54,6 +54,7 @@ def test_declarations_carry_ranges_choices_and_read_only():
         "device",
         "cpu_threads",
         "compile",
+        "cmd_vel.stamped",
     }
     stop = decls["stop_action"]
     assert stop.ros_type == "double_array" and stop.dynamic_typing and stop.default == []
@@ -94,7 +95,8 @@ def test_ros_changes_checks_known_names_and_leaves_the_rest_to_rclpy():
 # -- cmd_vel ------------------------------------------------------------------------------------
 def _twist_params(**over):
     params = {
-        f"cmd_vel.{k}": SCHEMA[f"cmd_vel.{k}"].default for k in (*cmd_vel.TWIST_FIELDS, "scale")
+        f"cmd_vel.{k}": SCHEMA[f"cmd_vel.{k}"].default
+        for k in (*cmd_vel.TWIST_FIELDS, "scale", "image_axes")
     }
     params.update({f"cmd_vel.{k}": v for k, v in over.items()})
     return params
@@ -102,20 +104,28 @@ def _twist_params(**over):
 
 def test_twist_from_action_maps_dimensions_and_scales():
     action = np.array([0.5, -0.25, 0.8], np.float32)
-    assert cmd_vel.twist_from_action(action, _twist_params()) == {
+    plain = _twist_params(image_axes=False)
+    assert cmd_vel.twist_from_action(action, plain) == {
         "linear_x": 0.5,
         "linear_y": -0.25,
         "angular_z": 0.0,
     }
-    mapped = cmd_vel.twist_from_action(action, _twist_params(linear_y=-1, angular_z=2, scale=2.0))
+    mapped = cmd_vel.twist_from_action(
+        action, _twist_params(linear_y=-1, angular_z=2, scale=2.0, image_axes=False)
+    )
     assert mapped == pytest.approx({"linear_x": 1.0, "linear_y": 0.0, "angular_z": 1.6})
+    # Image axes (the default, the reference worlds): y down the image is -y in REP-103.
+    image = cmd_vel.twist_from_action(action, _twist_params(angular_z=2))
+    assert image == pytest.approx({"linear_x": 0.5, "linear_y": 0.25, "angular_z": -0.8})
 
 
 def test_action_from_twist_inverts_the_mapping():
     params = _twist_params(linear_y=-1, angular_z=1, scale=0.5)
     action = np.array([0.4, -0.6], np.float32)
-    back = cmd_vel.action_from_twist(cmd_vel.twist_from_action(action, params), params, 2)
-    np.testing.assert_allclose(back, action)
+    for axes in (True, False):
+        flipped = {**params, "cmd_vel.image_axes": axes}
+        back = cmd_vel.action_from_twist(cmd_vel.twist_from_action(action, flipped), flipped, 2)
+        np.testing.assert_allclose(back, action)
     only_x = cmd_vel.action_from_twist(
         {"linear_x": 1.0, "linear_y": 9.0, "angular_z": 0.0}, params, 3
     )

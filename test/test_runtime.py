@@ -243,6 +243,15 @@ def test_output_fields_build_valid_messages(world) -> None:
     assert status.status == Status.OK and status.tick == cmd.tick
     action = messages.action_command_msg(stamp_sec=0.0, **action_fields(cmd))
     np.testing.assert_array_equal(action.action, cmd.action)
+    assert cmd.goal_cost > 0 and math.isnan(rt.stop_command(0.0, Status.NO_GOAL, "").goal_cost)
+    lean = trajectory_fields(cmd.plan, model, latents=False, world_scale=0.5)
+    assert lean["virtual_states"].size == lean["rollout"].size == 0
+    xyz = trajectory_fields(cmd.plan, model)["positions"]
+    np.testing.assert_allclose(lean["positions"], xyz * [0.5, -0.5, 0.5], rtol=1e-6)
+    assert rt.set_params({"action_chunk": 3}) == (True, "")
+    fields = action_fields(rt.tick(0.1))
+    assert fields["chunk"].shape == (3, 2) and fields["step_index"] == 0
+    np.testing.assert_array_equal(fields["chunk"][0], fields["action"])
     store = messages.typestore()
     for msg in (traj, status, action):
         data = store.serialize_cdr(msg, msg.__msgtype__)

@@ -28,9 +28,21 @@ def test_a_command_is_held_for_the_timeout_then_zeros():
     assert robot.steps == 2
 
 
+def test_a_chunk_is_executed_one_action_per_dt_and_its_last_held_for_the_timeout():
+    robot = _robot(timeout=0.15)
+    chunk = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    robot.command(chunk, now=10.0, dt=0.1)
+    steps = [robot.step(now=10.0 + t) for t in (0.05, 0.15, 0.25, 0.3, 0.4)]
+    assert [s.index for s in steps] == [0, 1, 2, 2, 0]
+    for s, want in zip(steps, [chunk[0], chunk[1], chunk[2], chunk[2], [0, 0]], strict=True):
+        np.testing.assert_array_equal(s.action, want)
+    with pytest.raises(ValueError, match="dt"):
+        robot.command(chunk, now=11.0, dt=0.0)
+
+
 def test_a_command_that_does_not_fit_the_world_is_refused_and_nothing_held():
     robot = _robot()
-    for bad in ([1.0], [np.nan, 0.0]):
+    for bad in ([1.0], [np.nan, 0.0], np.zeros((0, 2)), np.zeros((2, 3))):
         with pytest.raises(ValueError, match="2 finite values"):
             robot.command(np.array(bad), now=0.0)
     np.testing.assert_array_equal(robot.step(now=0.0).action, [0.0, 0.0])

@@ -102,7 +102,10 @@ def _p(name: str, type_: type, default: Any, description: str, **kw: Any) -> Par
     return ParamSpec(name, type_, default, description, **kw)
 
 
-_TWIST_SPECS = tuple(SCHEMA[f"cmd_vel.{f}"] for f in ("linear_x", "linear_y", "angular_z", "scale"))
+_TWIST_SPECS = tuple(
+    SCHEMA[f"cmd_vel.{f}"]
+    for f in ("linear_x", "linear_y", "angular_z", "scale", "stamped", "image_axes")
+)
 
 SIM_SCHEMA: dict[str, ParamSpec] = {
     s.name: s
@@ -128,6 +131,16 @@ SIM_SCHEMA: dict[str, ParamSpec] = {
             low=0.0,
             high=3600.0,
         ),
+        _p(
+            "publish_clock",
+            bool,
+            False,
+            "publish /clock: simulated time, one step_rate period per step (the other nodes "
+            "then take use_sim_time)",
+            read_only=True,
+        ),
+        _p("base_frame", str, "base_link", "the robot's frame, child of map on /tf"),
+        SCHEMA["world_scale"],
         *_TWIST_SPECS,
     )
 }
@@ -156,7 +169,7 @@ VISUALIZER_SCHEMA: dict[str, ParamSpec] = {
             low=1e-6,
             high=1e6,
         ),
-        _p("marker_size", float, 1.0, "sphere diameter, in marker units", low=1e-6, high=1e6),
+        _p("marker_size", float, 0.05, "sphere diameter, in marker units (m)", low=1e-6, high=1e6),
         _p(
             "model",
             str,

@@ -227,14 +227,7 @@ _BASE = (
         low=0.0,
         high=0.95,
     ),
-    _p(
-        "action_chunk",
-        int,
-        1,
-        "actions returned per tick (the first k of the plan)",
-        low=1,
-        high=1000,
-    ),
+    _p("action_chunk", int, 1, "plan actions per ActionCommand (its chunk)", low=1, high=1000),
     _p("stop_action", list, [], "action sent on a stop; empty: all zeros"),
     _p(
         "goal_threshold",
@@ -257,7 +250,12 @@ _BASE = (
     ),
     # Read by the ROS nodes only; here so that one schema covers config/planner.yaml.
     _p("frame_id", str, "map", "frame of the published plan positions and markers"),
-    _p("cmd_vel.enabled", bool, False, "also publish geometry_msgs/Twist on cmd_vel"),
+    _p("world_scale", float, 0.05, "metres per project() unit (REP-103)", low=1e-9, high=1e6),
+    _p("plan_latents", bool, False, "put the latents in the plan message (MBs a tick)"),
+    _p("cmd_vel.enabled", bool, False, "also publish a velocity command on cmd_vel"),
+    _p("cmd_vel.stamped", bool, True, "TwistStamped (nav2); false: Twist", read_only=True),
+    _p("cmd_vel.frame_id", str, "base_link", "frame of the TwistStamped: the robot's base"),
+    _p("cmd_vel.image_axes", bool, True, "actions have y down (reference worlds): flip y, z"),
     _p("cmd_vel.linear_x", int, 0, "action index mapped to linear.x (-1: none)", low=-1, high=64),
     _p("cmd_vel.linear_y", int, 1, "action index mapped to linear.y (-1: none)", low=-1, high=64),
     _p(

@@ -43,6 +43,7 @@ class Status(enum.IntEnum):
     STALE_IMAGE = 3
     PLANNER_ERROR = 4
     GOAL_REACHED = 5
+    STOPPED = 6
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Command:
     iterations: int = 0
     cost: float = math.nan
     image_age: float = math.nan
+    #: The objective's terminal cost from the current image to the goal (NaN: not computed).
+    goal_cost: float = math.nan
 
     @property
     def is_stop(self) -> bool:
@@ -272,7 +275,7 @@ class PlannerRuntime:
             self._warm = None
             msg = f"goal reached: {objective.name} {distance:.4g} < {self.params['goal_threshold']}"
             cmd = self.stop_command(now, Status.GOAL_REACHED, msg, age)
-            cmd.cost = distance
+            cmd.cost = cmd.goal_cost = distance
             return cmd
         stalled = self._stall.observe(self.params, distance, start, fresh, self._warm)
         warm, message = None, ""
@@ -298,6 +301,7 @@ class PlannerRuntime:
             iterations=plan.iterations,
             cost=plan.cost,
             image_age=age,
+            goal_cost=distance,
         )
 
     def _budget(self, warm: bool, t0: float) -> tuple[int, float | None]:

@@ -2,10 +2,11 @@
 
 A real robot keeps executing its last command for a while and stops once commands stop
 coming; this one holds the newest command for ``action_timeout`` seconds of the node's clock,
-then executes zeros. The world moves only through its own API (`PointEnv.reset`, ``step``,
-``success``), the calls the closed-loop episode driver (`grasp_ros.control.episode`) makes, so
-the node and the offline tools move the same world the same way. No rclpy: the node converts
-messages and calls this.
+then executes zeros. A command may be a chunk of actions ``dt`` apart (the planner's
+``action_chunk``): they are executed in turn, and the last is held for ``action_timeout``.
+The world moves only through its own API (`PointEnv.reset`, ``step``, ``success``), the calls
+the closed-loop episode driver (`grasp_ros.control.episode`) makes, so the node and the offline
+tools move the same world the same way. No rclpy: the node converts messages and calls this.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from grasp_ros.envs import PointEnv, Task
 
 @dataclass(frozen=True)
 class Step:
-    """One step of the world: the action executed, the state and image after it.
+    """One step of the world: the action executed (row ``index`` of the command's chunk), the
+    state and image after it.
 
     ``reached`` is True on the first step that ends within the task's success radius.
     """
 
     action: np.ndarray
+    index: int
     state: np.ndarray
     image: np.ndarray
     reached: bool
@@ -35,8 +38,8 @@ class SimRobot:
 
     def __init__(self, env: PointEnv, horizon: int, action_timeout: float) -> None:
         self.env, self.horizon, self.action_timeout = env, horizon, action_timeout
-        self._command = np.zeros(env.action_dim, np.float32)
-        self._command_at = -np.inf
+        self._chunk = np.zeros((1, env.action_dim), np.float32)
+        self._command_at, self._dt = -np.inf, 1.0
         self.task: Task | None = None
         self.image: np.ndarray | None = None
         self.seed, self.steps, self.reached = 0, 0, False
@@ -48,23 +51,33 @@ class SimRobot:
         self.seed, self.steps, self.reached = seed, 0, False
         return self.task
 
-    def command(self, action: np.ndarray, now: float) -> None:
-        """Hold ``action`` from ``now`` on; ValueError (nothing held) unless it fits the world."""
-        action = np.asarray(action, dtype=np.float32)
-        if action.shape != (self.env.action_dim,) or not np.isfinite(action).all():
+    def command(self, actions: np.ndarray, now: float, dt: float = 1.0) -> None:
+        """Execute ``actions`` (one action, or a chunk ``[k, action_dim]`` of actions ``dt``
+        seconds apart) from ``now`` on; ValueError (nothing held) unless they fit the world."""
+        actions = np.asarray(actions, dtype=np.float32)
+        chunk = actions[None] if actions.ndim == 1 else actions
+        dim = self.env.action_dim
+        if chunk.ndim != 2 or chunk.shape[1:] != (dim,) or not len(chunk):
+            chunk = None
+        if chunk is None or not np.isfinite(chunk).all():
             raise ValueError(
-                f"an action of shape {list(action.shape)}: the {self.env.name} world takes "
-                f"{self.env.action_dim} finite values"
+                f"an action of shape {list(actions.shape)}: the {self.env.name} world takes "
+                f"{self.env.action_dim} finite values (or k rows of them)"
             )
-        self._command, self._command_at = action, now
+        if not dt > 0:
+            raise ValueError(f"a chunk's dt must be positive, got {dt}")
+        self._chunk, self._command_at, self._dt = chunk, now, float(dt)
 
     def step(self, now: float) -> Step:
-        """Execute the held command (zeros once it is older than ``action_timeout``)."""
-        fresh = now - self._command_at <= self.action_timeout
-        action = self._command if fresh else np.zeros(self.env.action_dim, np.float32)
+        """Execute the command's action due at ``now`` (zeros once the last one is older than
+        ``action_timeout``)."""
+        age, last = now - self._command_at, len(self._chunk) - 1
+        fresh = age <= last * self._dt + self.action_timeout
+        index = min(last, max(0, int(age // self._dt))) if fresh else 0
+        action = self._chunk[index] if fresh else np.zeros(self.env.action_dim, np.float32)
         self.image = self.env.step(action)
         self.steps += 1
         state = self.env.state
         reached = not self.reached and self.env.success(state, self.task.goal_state)
         self.reached = self.reached or reached
-        return Step(action, state, self.image, reached)
+        return Step(action, index, state, self.image, reached)

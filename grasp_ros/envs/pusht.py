@@ -39,16 +39,14 @@ BAR = ((-60.0, 0.0), (60.0, 0.0), (60.0, 30.0), (-60.0, 30.0))
 STEM = ((-15.0, 30.0), (15.0, 30.0), (15.0, 120.0), (-15.0, 120.0))
 #: The block turns about the mean of its two parts' centroids, as in the reference.
 BLOCK_PIVOT = (0.0, 45.0)
-#: The walls as thick boxes around the board, inner faces at the reference's thin walls: a
-#: block squeezed against a thin wall by the (infinitely strong) agent slips through it.
-_WALL_BOXES = tuple(
-    (x0, y0, x1, y1)
-    for x0, y0, x1, y1 in (
-        (-200.0, -200.0, BOARD + 200, WALL_LO + WALL_RADIUS),
-        (-200.0, WALL_HI - WALL_RADIUS, BOARD + 200, BOARD + 200),
-        (-200.0, -200.0, WALL_LO + WALL_RADIUS, BOARD + 200),
-        (WALL_HI - WALL_RADIUS, -200.0, BOARD + 200, BOARD + 200),
-    )
+#: The walls as thick boxes ``(x0, y0, x1, y1)`` around the board, their inner faces where the
+#: reference's thin walls end: a block squeezed against a thin wall slips through it.
+_INNER_LO, _INNER_HI, _OUTER = WALL_LO + WALL_RADIUS, WALL_HI - WALL_RADIUS, 200.0
+_WALL_BOXES = (
+    (-_OUTER, -_OUTER, BOARD + _OUTER, _INNER_LO),
+    (-_OUTER, _INNER_HI, BOARD + _OUTER, BOARD + _OUTER),
+    (-_OUTER, -_OUTER, _INNER_LO, BOARD + _OUTER),
+    (_INNER_HI, -_OUTER, BOARD + _OUTER, BOARD + _OUTER),
 )
 #: The agent is a heavy disc (the reference's is kinematic, infinitely strong): it pushes the
 #: block as if unstoppable, but a wall stops both instead of the block being forced through.
@@ -131,7 +129,7 @@ class PushTEnv(World):
     def valid(self, states: np.ndarray) -> np.ndarray:
         """``[N]`` bool: the agent is on the board and clear of the block."""
         states = np.asarray(states, dtype=np.float64)
-        lo, hi = WALL_LO + WALL_RADIUS + AGENT_RADIUS, WALL_HI - WALL_RADIUS - AGENT_RADIUS
+        lo, hi = _INNER_LO + AGENT_RADIUS, _INNER_HI - AGENT_RADIUS
         on_board = ((states[:, :2] > lo) & (states[:, :2] < hi)).all(1)
         return on_board & (distance_to_block(states) > AGENT_RADIUS + 1.0)
 
@@ -153,14 +151,15 @@ class PushTEnv(World):
         """The goal is where a scripted pushing expert takes the block in about ``horizon``
         steps.
 
-        From a random start with the agent near the block, :class:`PushExpert` makes
-        ``round(task_fraction * horizon)`` steps of pushes (each: go around the block to a
-        point of its outline, push through it); its actions are ``Task.expert_actions`` and
-        their count ``Task.optimal_steps``, a known solution that reaches the goal exactly.
-        Candidates whose goal would already count as solved at the start, or whose block ends
-        against a wall, are drawn again. ``non_greedy`` is True when the block must turn by
-        more than the angle tolerance (pushing straight at the goal position does not solve
-        it).
+        From a random start with the agent 5-60 units from the block, :class:`PushExpert`
+        makes ``round(task_fraction * horizon)`` steps of pushes (each: go around the block to
+        a point of its outline, push through it); its actions are ``Task.expert_actions`` and
+        their count ``Task.optimal_steps``, a known solution that reaches the goal exactly (an
+        upper bound on the shortest one). A candidate whose block ends within 80 units of a
+        wall, or whose start already counts as solved, is drawn again; after 32 draws the one
+        that moved the block most is kept (very short horizons can leave the block in
+        tolerance). ``non_greedy`` is True when the block must turn by more than the angle
+        tolerance, so that pushing it straight to the goal position does not solve the task.
         """
         if horizon < 1:
             raise ValueError(f"horizon must be positive, got {horizon}")
@@ -347,8 +346,9 @@ def _simulate(state: np.ndarray, action: np.ndarray) -> np.ndarray:
     block.angle = float(state[4])  # before the position: a turn moves the origin about the pivot
     block.position = (float(state[2]), float(state[3]))
     space.add(block, pymunk.Poly(block, BAR), pymunk.Poly(block, STEM))
-    margin = WALL_LO + WALL_RADIUS + AGENT_RADIUS
-    target = np.clip(state[:2] + ACTION_SCALE * action, margin, BOARD - margin)
+    target = np.clip(
+        state[:2] + ACTION_SCALE * action, _INNER_LO + AGENT_RADIUS, _INNER_HI - AGENT_RADIUS
+    )
     for _ in range(SUBSTEPS):
         pos, vel = np.array(agent.position), np.array(agent.velocity)
         agent.velocity = tuple(vel + (K_P * (target - pos) - K_V * vel) * PHYSICS_DT)

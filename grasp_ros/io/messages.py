@@ -161,7 +161,8 @@ def virtual_trajectory_msg(
 ) -> Any:
     """A grasp_ros/VirtualTrajectory; the horizon T is ``len(actions)``.
 
-    ``virtual_states`` and ``rollout`` must be ``[T+1, *latent_shape]``, ``actions``
+    ``virtual_states`` and ``rollout`` must be ``[T+1, *latent_shape]`` or empty (a lean plan,
+    as the planner node publishes without ``plan_latents``), ``actions``
     ``[T, action_dim]``, and ``positions``/``rollout_positions`` (``None`` when the model has no
     projection) ``[T+1, 2 or 3]``.
     """
@@ -225,17 +226,28 @@ def planner_status_msg(
 
 
 def action_command_msg(
-    *, stamp_sec: float, frame_id: str = "", action: np.ndarray, dt: float, step_index: int
+    *,
+    stamp_sec: float,
+    frame_id: str = "",
+    action: np.ndarray,
+    dt: float,
+    step_index: int,
+    chunk: np.ndarray | None = None,
 ) -> Any:
-    """A grasp_ros/ActionCommand for one action vector."""
+    """A grasp_ros/ActionCommand for one action vector and its chunk ``[k, action_dim]``
+    (``None``: the action alone, as a simulator's executed action is)."""
     vec = _float32(action, "action")
     if vec.ndim != 1:
         raise ValueError(f"action must be a vector, got shape {list(vec.shape)}")
+    rows = vec[None] if chunk is None else _float32(chunk, "chunk")
+    if rows.ndim != 2 or rows.shape[1] != vec.shape[0] or len(rows) == 0:
+        raise ValueError(f"chunk must be [k >= 1, {vec.shape[0]}], got {list(rows.shape)}")
     return _cls(ACTION_COMMAND)(
         header=make_header(stamp_sec, frame_id),
         action=vec,
         dt=_f32(dt),
         step_index=int(step_index),
+        chunk=rows.ravel(),
     )
 
 
@@ -258,8 +270,10 @@ def _float32(value: Any, name: str) -> np.ndarray:
 
 def _shaped(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
     arr = _float32(value, name)
+    if arr.size == 0:
+        return arr.reshape(0)
     if arr.shape != shape:
         raise ValueError(
-            f"{name} must be [T+1, *latent_shape] = {list(shape)}, got {list(arr.shape)}"
+            f"{name} must be [T+1, *latent_shape] = {list(shape)} or empty, got {list(arr.shape)}"
         )
     return arr

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from grasp_ros.envs import Task, World
+from grasp_ros.io import frames
 from grasp_ros.io.messages import make_header, typestore
 
 CAMERA_TOPIC = "camera/image_raw"
@@ -49,6 +50,17 @@ class SimTask:
     goal_state: np.ndarray
     optimal_steps: int
     image_size: int
+    #: Metres per world unit of the pose topics, which are then REP-103 map coordinates
+    #: (`grasp_ros.io.frames`: the live sim_node); None: world units (the offline tools' bags).
+    world_scale: float | None = None
+
+    def world_pose(self, pose: np.ndarray) -> np.ndarray:
+        """A pose topic's ``[x, y]`` or ``[x, y, yaw]`` in the world's own units and axes."""
+        pose = np.asarray(pose, dtype=np.float64)
+        if self.world_scale is None:
+            return pose
+        xy = frames.from_map(pose[:2], self.world_scale)
+        return np.concatenate([xy, -pose[2:]])
 
     def make_env(self) -> World:
         """The reference world this task was drawn in, at the recorded image size."""
@@ -57,19 +69,21 @@ class SimTask:
         return make_env(self.env, image_size=self.image_size)
 
 
-def task_json(env: World, task: Task) -> str:
-    """The JSON text published on ``sim/task`` for ``task`` drawn in ``env``."""
-    return json.dumps(
-        {
-            "env": env.name,
-            "seed": task.seed,
-            "horizon": int(task.horizon),
-            "start_state": [float(v) for v in task.start_state],
-            "goal_state": [float(v) for v in task.goal_state],
-            "optimal_steps": int(task.optimal_steps),
-            "image_size": int(env.image_size),
-        }
-    )
+def task_json(env: World, task: Task, world_scale: float | None = None) -> str:
+    """The JSON text published on ``sim/task`` for ``task`` drawn in ``env`` (``world_scale``:
+    the pose topics are map metres, see :attr:`SimTask.world_scale`)."""
+    data = {
+        "env": env.name,
+        "seed": task.seed,
+        "horizon": int(task.horizon),
+        "start_state": [float(v) for v in task.start_state],
+        "goal_state": [float(v) for v in task.goal_state],
+        "optimal_steps": int(task.optimal_steps),
+        "image_size": int(env.image_size),
+    }
+    if world_scale is not None:
+        data["world_scale"] = float(world_scale)
+    return json.dumps(data)
 
 
 def parse_task(text: str) -> SimTask:
@@ -88,6 +102,7 @@ def parse_task(text: str) -> SimTask:
             goal_state=np.asarray(data["goal_state"], dtype=np.float64),
             optimal_steps=int(data["optimal_steps"]),
             image_size=int(data.get("image_size", 64)),
+            world_scale=None if data.get("world_scale") is None else float(data["world_scale"]),
         )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{TASK_TOPIC} does not hold a task in JSON: {exc}") from exc

@@ -27,9 +27,13 @@ import torch
 from torch import nn
 
 from grasp_ros.models.base import WorldModel, check_world_model
+from grasp_ros.models.patch import FORMAT as PATCH_FORMAT
+from grasp_ros.models.patch import PatchWorldModel
 from grasp_ros.models.reference import FORMAT, ReferenceWorldModel
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+#: The checkpoint formats grasp-ros-train writes, and the class each one rebuilds.
+CHECKPOINT_CLASSES: dict[str, Any] = {FORMAT: ReferenceWorldModel, PATCH_FORMAT: PatchWorldModel}
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -151,16 +155,17 @@ def _load_file(path: Path, device: torch.device) -> nn.Module:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
         raise ValueError(_unreadable(path, exc)) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+    cls = CHECKPOINT_CLASSES.get(ckpt.get("format")) if isinstance(ckpt, dict) else None
+    if cls is None:
         raise ValueError(
-            f"{path} is not a grasp_ros world model checkpoint (expected a dict with "
-            f"format={FORMAT!r}, as written by grasp-ros-train); for a bare state dict, "
-            "write a 'package.module:factory' that builds the model and loads it"
+            f"{path} is not a grasp_ros world model checkpoint (expected a dict with format "
+            f"one of {sorted(CHECKPOINT_CLASSES)}, as written by grasp-ros-train); for a bare "
+            "state dict, write a 'package.module:factory' that builds the model and loads it"
         )
     try:
-        return ReferenceWorldModel.from_checkpoint(ckpt)
+        return cls.from_checkpoint(ckpt)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"checkpoint {path} does not match ReferenceWorldModel: {exc}") from exc
+        raise ValueError(f"checkpoint {path} does not match {cls.__name__}: {exc}") from exc
 
 
 def _unreadable(path: Path, exc: Exception) -> str:

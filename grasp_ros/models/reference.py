@@ -127,6 +127,14 @@ class ReferenceWorldModel(WorldModel):
         self.head = nn.Sequential(nn.Linear(latent_dim, 128), nn.SiLU(), nn.Linear(128, 2))
         self.cost_to_go: CostToGoHead | None = None
 
+    def representation_parameters(self) -> list[nn.Parameter]:
+        """Encoder, decoder and position head: what training's stage 1 fits."""
+        return [*self.encoder.parameters(), *self.decoder.parameters(), *self.head.parameters()]
+
+    def dynamics_parameters(self) -> list[nn.Parameter]:
+        """The dynamics MLP: what stage 2 fits on frozen latents."""
+        return list(self.dynamics.parameters())
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         small = F.interpolate(images, size=(WORK_SIZE, WORK_SIZE), mode="area")
         return self.encoder(small * 2 - 1)

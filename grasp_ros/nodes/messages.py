@@ -96,6 +96,7 @@ def action_msg(fields: Mapping[str, Any], hdr: Header) -> ActionCommand:
         action=f32(fields["action"]),
         dt=float(fields["dt"]),
         step_index=int(fields["step_index"]),
+        chunk=f32(fields["chunk"]),
     )
 
 

@@ -1,16 +1,18 @@
 """planner_node: camera image and goal image in, an action every control tick out.
 
 A thin shell around `grasp_ros.control.PlannerRuntime`: it converts messages, calls the
-runtime, and publishes ``action``, ``status``, ``plan`` (when someone listens), ``cmd_vel`` (when
-enabled) and ``/diagnostics``. Parameters are declared from the runtime's schema; a live change
-goes through ``PlannerRuntime.set_params``, so ``ros2 param set`` is refused with the schema's
-reason, and a new horizon or planner is built without a restart.
+runtime, and publishes ``action``, ``status``, ``plan`` (when someone listens), ``cmd_vel``
+(when enabled) and ``/diagnostics`` (`grasp_ros.nodes.planner_outputs`). Parameters are
+declared from the runtime's schema; a live change goes through ``PlannerRuntime.set_params``,
+so ``ros2 param set`` is refused with the schema's reason, and a new horizon or planner is
+built without a restart.
 
 A managed (lifecycle) node, as nav2's are: ``configure`` loads the model and warms up (a
 failure is logged and leaves it unconfigured), ``activate`` starts the control timer,
-``deactivate`` publishes the stop action and stops ticking, ``cleanup`` and ``shutdown`` release
-the model. With ``autostart`` (the launch file's default) it configures and activates itself.
-Images and the goal are received in any state; the newest wait for the first tick.
+``deactivate`` publishes the stop action (status STOPPED) and stops ticking, ``cleanup`` and
+``shutdown`` release the model. With ``autostart`` (the launch file's default) it configures
+and activates itself. Images and the goal are received in any state; the newest wait for the
+first tick.
 
 Threads (a MultiThreadedExecutor): image callbacks, the control timer, the ``~/reach_goal``
 action (`grasp_ros.nodes.reach_goal`) and the parameter and reset services each have their own
@@ -25,37 +27,25 @@ does not (see :meth:`PlannerNode.stop_now`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Twist
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.duration import Duration
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from grasp_ros.control import PlannerRuntime, Status, cmd_vel, diagnostics
+from grasp_ros.control import PlannerRuntime, Status, cmd_vel
 from grasp_ros.control.node_params import PLANNER_NODE_SCHEMA
-from grasp_ros.control.outputs import (
-    action_fields,
-    plan_stamp,
-    status_fields,
-    trajectory_fields,
-)
 from grasp_ros.control.params import SCHEMA
-from grasp_ros.control.runtime import Command
 from grasp_ros.io.messages import time_to_sec
-from grasp_ros.msg import ActionCommand, PlannerStatus, VirtualTrajectory
 from grasp_ros.nodes import messages as M
 from grasp_ros.nodes import ros
+from grasp_ros.nodes.planner_outputs import PlannerOutputs
 from grasp_ros.nodes.reach_goal import ReachGoalServer
-
-#: Seconds of ROS time between two /diagnostics messages.
-DIAGNOSTICS_PERIOD = 1.0
 
 
 class PlannerNode(LifecycleNode):
@@ -66,26 +56,21 @@ class PlannerNode(LifecycleNode):
         values = ros.declare(self, [*SCHEMA.values(), *PLANNER_NODE_SCHEMA.values()])
         self.params = {name: values[name] for name in SCHEMA}
         self.runtime: PlannerRuntime | None = None
+        #: Why the robot is held stopped until the next goal (a ReachGoal that ended), or None.
+        self.halted: str | None = None
         self._lock = threading.Lock()
         self._outbox = threading.Lock()
         self._inbox_lock = threading.Lock()
         self._inbox: dict[str, tuple[np.ndarray, float]] = {}
         self._goal: tuple[np.ndarray, float] | None = None
         self._stopped = True
-        self._diag_base: tuple[float, int, int] | None = None
         self._timer = None
-        self._halted: str | None = None
-        self._saved_threshold: float | None = None
         sensors, self._control = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         for topic, qos in (("image", ros.SENSOR_QOS), ("goal_image", ros.LATCHED_QOS)):
             self.create_subscription(
                 Image, topic, lambda m, t=topic: self._receive(t, m), qos, callback_group=sensors
             )
-        self._action_pub = self.create_publisher(ActionCommand, "action", 10)
-        self._status_pub = self.create_publisher(PlannerStatus, "status", 10)
-        self._plan_pub = self.create_publisher(VirtualTrajectory, "plan", 10)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._twist_pub = None
+        self.outputs = PlannerOutputs(self)
         self.create_service(Trigger, "~/reset", self._reset)
         self._goals = ReachGoalServer(self)
         ros.on_set_parameters(self, SCHEMA, self._apply)
@@ -102,7 +87,8 @@ class PlannerNode(LifecycleNode):
             self.get_logger().error(f"cannot configure: {exc}")
             return TransitionCallbackReturn.FAILURE
         with self._lock:
-            self.runtime, self._diag_base = runtime, None
+            self.runtime = runtime
+            self.outputs.reset_diagnostics()
             if self._goal is not None:  # a goal that came before (or before a cleanup)
                 runtime.on_goal(*self._goal)
         p = runtime.params
@@ -146,6 +132,11 @@ class PlannerNode(LifecycleNode):
             self.runtime = None
         return TransitionCallbackReturn.SUCCESS
 
+    @property
+    def active(self) -> bool:
+        """Whether the control timer drives the robot (active, and not stopping)."""
+        return not self._stopped
+
     # -- inputs -----------------------------------------------------------------------------
     def _receive(self, topic: str, msg: Image) -> None:
         try:
@@ -158,6 +149,11 @@ class PlannerNode(LifecycleNode):
         with self._inbox_lock:
             self._inbox[topic] = (rgb, time_to_sec(msg.header.stamp))
 
+    def post_goal(self, rgb: np.ndarray) -> None:
+        """A goal image from ``~/reach_goal``: it takes the goal topic's way, the inbox."""
+        with self._inbox_lock:
+            self._inbox["goal_image"] = (rgb, self.now())
+
     def _feed(self, inbox: dict[str, tuple[np.ndarray, float]]) -> None:
         """Hand the newest images to the runtime; a goal equal to the current one is skipped,
         since a new goal drops the warm start (a republished goal would restart every plan)."""
@@ -167,7 +163,7 @@ class PlannerNode(LifecycleNode):
                     if self._goal is not None and np.array_equal(self._goal[0], rgb):
                         continue
                     self.runtime.on_goal(rgb, stamp)
-                    self._goal, self._halted = (rgb, stamp), None
+                    self._goal, self.halted = (rgb, stamp), None
                     self.get_logger().info("new goal image", throttle_duration_sec=5.0)
                 else:
                     self.runtime.on_image(rgb, stamp)
@@ -184,73 +180,19 @@ class PlannerNode(LifecycleNode):
         with self._lock:
             self._feed(inbox)
             misses = self.runtime.stats.deadline_misses
-            if self._halted is not None:
-                cmd = self.runtime.stop_command(
-                    now.nanoseconds * 1e-9, Status.NO_GOAL, self._halted
-                )
+            t = now.nanoseconds * 1e-9
+            if self.halted is not None:
+                cmd = self.runtime.stop_command(t, Status.NO_GOAL, self.halted)
             else:
-                cmd = self.runtime.tick(now.nanoseconds * 1e-9)
+                cmd = self.runtime.tick(t)
             with self._outbox:
                 if self._stopped:  # the stop went out while this tick planned: drop its result
                     return
-                self._publish(cmd, now)
-                self._diagnose(cmd, now)
+                self.outputs.publish(cmd, self.runtime, now)
+                self.outputs.diagnose(cmd, self.runtime, now)
             self._goals.on_tick(cmd)
-            self._log(cmd, missed=self.runtime.stats.deadline_misses > misses)
-
-    def _publish(self, cmd: Command, now: Time) -> None:
-        params, stamp = self.runtime.params, now.to_msg()
-        self._action_pub.publish(M.action_msg(action_fields(cmd), M.header(stamp)))
-        status = status_fields(cmd, self.runtime.stats)
-        self._status_pub.publish(M.status_msg(status, M.header(stamp)))
-        if params["cmd_vel.enabled"]:
-            if self._twist_pub is None:
-                self._twist_pub = self.create_publisher(Twist, "cmd_vel", 10)
-            self._twist_pub.publish(M.twist_msg(cmd_vel.twist_from_action(cmd.action, params)))
-        if cmd.plan is not None and self._plan_pub.get_subscription_count() > 0:
-            fields = trajectory_fields(cmd.plan, self.runtime.model)
-            hdr = M.header(M.time_msg(plan_stamp(cmd)), params["frame_id"])
-            self._plan_pub.publish(M.trajectory_msg(fields, hdr))
-
-    def _log(self, cmd: Command, missed: bool) -> None:
-        log = self.get_logger()
-        if missed:
-            log.warning(
-                f"missed the {self.runtime.params['control_rate']:g} Hz control rate: the tick "
-                f"took {self.runtime.stats.tick_times[-1]:.3f} s of a {self.runtime.period:.3f} s "
-                f"period (planning {cmd.solve_time:.3f} s, {cmd.iterations} iterations)",
-                throttle_duration_sec=1.0,
-            )
-        if cmd.status is Status.PLANNER_ERROR:
-            log.error(f"planner failed, robot stopped: {cmd.message}", throttle_duration_sec=2.0)
-        elif cmd.status is Status.GOAL_REACHED:
-            log.info(cmd.message, throttle_duration_sec=5.0)
-        elif cmd.is_stop:
-            log.warning(
-                f"robot stopped ({cmd.status.name}): {cmd.message}", throttle_duration_sec=5.0
-            )
-
-    def _diagnose(self, cmd: Command, now: Time) -> None:
-        t, stats = now.nanoseconds * 1e-9, self.runtime.stats
-        if self._diag_base is None or t < self._diag_base[0]:
-            self._diag_base = (t, stats.ticks, stats.deadline_misses)
-            return
-        t0, ticks, misses = self._diag_base
-        if t - t0 < DIAGNOSTICS_PERIOD:
-            return
-        params, device = self.runtime.params, str(self.runtime.device)
-        diag = diagnostics.diagnostic(
-            cmd,
-            stats.summary(),
-            rate=(stats.ticks - ticks) / (t - t0),
-            control_rate=params["control_rate"],
-            new_misses=stats.deadline_misses - misses,
-            device=device,
-            planner=params["planner"],
-        )
-        name = f"{self.get_fully_qualified_name()}: planner"
-        self._diag_pub.publish(M.diagnostic_array(diag, now.to_msg(), name, device))
-        self._diag_base = (t, stats.ticks, stats.deadline_misses)
+            missed = self.runtime.stats.deadline_misses > misses
+            self.outputs.log(cmd, self.runtime, missed)
 
     # -- parameters, services, shutdown -----------------------------------------------------
     def _apply(self, changes: dict[str, Any]) -> None:
@@ -274,12 +216,12 @@ class PlannerNode(LifecycleNode):
                 response.success, response.message = False, "planner_node is not configured"
                 return response
             self.runtime.reset()
-            self._diag_base = None
+            self.outputs.reset_diagnostics()
         response.success, response.message = True, "dropped the warm start and the statistics"
         return response
 
     def stop_now(self, message: str = "planner_node is shutting down") -> None:
-        """Publish a stop command (PLANNER_ERROR: no planner is running) now, and no more ticks.
+        """Publish a stop command (status STOPPED) now, and no more ticks.
 
         It takes only the outbox lock, which a tick holds just while its messages go out, never
         while it plans: so the stop does not wait for a planning step, and a step that finishes
@@ -293,32 +235,16 @@ class PlannerNode(LifecycleNode):
             if not was_ticking or runtime is None:
                 return
             now = self.get_clock().now()
-            self._publish(
-                runtime.stop_command(now.nanoseconds * 1e-9, Status.PLANNER_ERROR, message), now
-            )
-        self._action_pub.wait_for_all_acked(Duration(seconds=ros.STOP_DELIVERY_TIMEOUT))
+            cmd = runtime.stop_command(now.nanoseconds * 1e-9, Status.STOPPED, message)
+            self.outputs.publish(cmd, runtime, now)
+        self.outputs.wait_for_stop_delivery(ros.STOP_DELIVERY_TIMEOUT)
 
-    # -- the ReachGoal action (grasp_ros.nodes.reach_goal) ----------------------------------
-    def begin_goal(self, rgb: np.ndarray, tolerance: float) -> None:
-        """A goal from ``~/reach_goal``, planned from the next tick on (0 tolerance: the
-        ``goal_threshold`` parameter, else that threshold until :meth:`end_goal`)."""
-        with self._inbox_lock:
-            self._inbox["goal_image"] = (rgb, self.now())
+    # -- what the ReachGoal server (grasp_ros.nodes.reach_goal) uses -------------------------
+    @contextmanager
+    def runtime_lock(self) -> Iterator[PlannerRuntime | None]:
+        """The runtime (None unless configured), held from ticks and parameter changes."""
         with self._lock:
-            self._halted = None
-            if self.runtime is None:
-                return
-            if self._saved_threshold is None:
-                self._saved_threshold = self.runtime.params["goal_threshold"]
-            threshold = tolerance if tolerance > 0 else self._saved_threshold
-            self.runtime.set_params({"goal_threshold": threshold})
-
-    def end_goal(self, halt: str | None) -> None:
-        """The goal is over: ``goal_threshold`` back; with a reason, stop until the next goal."""
-        with self._lock:
-            if self._saved_threshold is not None and self.runtime is not None:
-                self.runtime.set_params({"goal_threshold": self._saved_threshold})
-            self._saved_threshold, self._halted = None, halt
+            yield self.runtime
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

@@ -16,14 +16,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from grasp_ros.envs import PointEnv
-from grasp_ros.models.base import to_tensor
-from grasp_ros.models.reference import ReferenceWorldModel
+from grasp_ros.models.base import WorldModel, to_tensor
 from grasp_ros.research.fidelity import fidelity
 from grasp_ros.research.training import encode_frames
 
 
 def evaluate(
-    model: ReferenceWorldModel,
+    model: WorldModel,
     env: PointEnv,
     data: dict[str, Any],
     steps: tuple[int, ...] = (1, 10),
@@ -33,7 +32,8 @@ def evaluate(
     z = encode_frames(model, data["frames"])
     states, actions = data["states"], data["actions"]
     out: dict[str, float] = {}
-    variance = z.reshape(-1, z.shape[-1]).var(0).mean().item()
+    zf = z.flatten(2)  # one vector per frame, whatever the latent's shape
+    variance = zf.reshape(-1, zf.shape[-1]).var(0).mean().item()
     out["latent_variance"] = variance
     with torch.no_grad():
         pred = z[:, 0]
@@ -45,17 +45,18 @@ def evaluate(
                 out[f"latent_nmse_{k}step"] = mse / variance
                 pos = model.project(pred)[:, :2]
                 out[f"position_error_{k}step"] = (pos - states[:, k, :2]).norm(dim=1).mean().item()
-        flat_z = z.reshape(-1, z.shape[-1])
+        flat_z = zf.reshape(-1, zf.shape[-1])
         flat_s = states.reshape(-1, states.shape[-1])
         out["projection_error"] = (
-            (model.project(flat_z)[:, :2] - flat_s[:, :2]).norm(dim=1).mean().item()
+            (model.project(z.flatten(0, 1))[:, :2] - flat_s[:, :2]).norm(dim=1).mean().item()
         )
         images = to_tensor(data["frames"][:, 0].numpy())
         decoded = model.decode(z[:, 0])
         mse = F.mse_loss(decoded, images).item()
         out["decoder_mse"] = mse
         out["decoder_psnr_db"] = 10 * math.log10(1 / max(mse, 1e-12))
-        out["decoded_dot_error"] = _dot_error(decoded, states[:, 0, :2], env.world_size)
+        if getattr(env, "dot_color", None) == (1.0, 0.0, 0.0):  # the red-dot worlds
+            out["decoded_dot_error"] = _dot_error(decoded, states[:, 0, :2], env.world_size)
         i, j = torch.randperm(len(flat_z), generator=torch.Generator().manual_seed(0))[:2000].chunk(
             2
         )
@@ -79,9 +80,7 @@ def _dot_error(images: torch.Tensor, positions: torch.Tensor, world_size: float)
     return (torch.stack([x, y], 1) - positions).norm(dim=1).mean().item()
 
 
-def forward_timing(
-    model: ReferenceWorldModel, batch: int = 200, repeats: int = 50
-) -> dict[str, float]:
+def forward_timing(model: WorldModel, batch: int = 200, repeats: int = 50) -> dict[str, float]:
     """Median milliseconds of ``forward`` (and forward + backward) on a ``batch`` of latents."""
     z = torch.randn(batch, *model.latent_shape)
     a = torch.zeros(batch, model.action_dim, requires_grad=True)
@@ -100,7 +99,7 @@ def forward_timing(
     }
 
 
-def log_fidelity(model: ReferenceWorldModel, env: PointEnv, when: str) -> dict[str, float]:
+def log_fidelity(model: WorldModel, env: PointEnv, when: str) -> dict[str, float]:
     """Measure :func:`fidelity`, print its headline figures, return all of them."""
     f = fidelity(model, env)
     print(
@@ -112,7 +111,7 @@ def log_fidelity(model: ReferenceWorldModel, env: PointEnv, when: str) -> dict[s
 
 
 def planning_check(
-    model: ReferenceWorldModel,
+    model: WorldModel,
     env: PointEnv,
     horizon: int,
     tasks: int,

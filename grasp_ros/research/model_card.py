@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from grasp_ros.research.conditioning import conditioning_rows
 from grasp_ros.research.cost_to_go import card_section
 from grasp_ros.research.fidelity import ROLLOUT_STEPS
 from grasp_ros.research.training import DOT_WEIGHT
@@ -150,3 +151,93 @@ def _fidelity_rows(m: dict[str, float]) -> str:
     return "\n".join(
         f"| {label} | {m[key]:.2f} / {m[key + '_p90']:.2f} |" for label, key in rows if key in m
     )
+
+
+def patch_model_card(
+    name: str, training: dict[str, Any], m: dict[str, float], defaults: dict[str, Any]
+) -> str:
+    """The markdown model card of a patch-token model (:mod:`grasp_ros.models.patch`)."""
+    t = training
+    frames = t["episodes"] * (t["episode_length"] + 1)
+    g = t["grid"]
+    point_world = "idle_drift" in m  # fidelity's checks run in the point worlds only
+    moving = "dot pixels" if point_world else "pixels unlike the median frame"
+    state = (
+        "state"
+        if point_world
+        else "agent and block position, block angle as a point 60 units from its pivot"
+    )
+    fidelity = (
+        f"""
+## Long-horizon fidelity (`grasp_ros.research.fidelity`, world units, median / 90th percentile)
+| check | value |
+|---|---|
+{_fidelity_rows(m)}
+"""
+        if point_world
+        else ""
+    )
+    return f"""# Patch-token world model: `{name}`
+
+Trained by `{_command(t, defaults)}` (grasp_ros.research.train_patch) in
+{m["train_seconds"] / 60:.1f} min on a shared 2-core CPU ({t["threads"]} torch thread).
+Load it with `grasp_ros.models.load_world_model('{name}')`; `env_for_model(model)` builds the
+matching environment.
+
+## Model
+`PatchWorldModel` ({m["parameters"]:,.0f} weights): {t["image_size"]}x{t["image_size"]} RGB image
+-> {g * g} patch tokens x {t["dim"]} dims (CNN stem at 32x32 to a {g}x{g} grid, one ViT block so
+each token sees the whole image); predictor `z' = z + f(z, a)`: the action embedded and added to
+every token, {t["depth"]} pre-norm ViT blocks ({t["heads"]} heads) over the tokens; decoder: each
+token to its image patch; position head `project()` on the mean token.
+
+## Data
+{t["episodes"]} random-exploration episodes x {t["episode_length"]} steps ({frames} frames) in
+`{t["env"]}` (`random_rollouts`, a share {t["still_prob"]:g} of zero actions), seed {t["seed"]}.
+Held out: {t["eval_episodes"]} episodes from seed {t["seed"] + 10_000}.
+
+## Training
+1. Representation, {_patch_stage1(t)}, encoder trained jointly with the decoder and
+   the position head: reconstruction (BCE, {moving} x{DOT_WEIGHT:g}) + position + geometry
+   (RMS distance between token grids matched to the distance in {state}).
+   Correlation of latent with state distance (held out): \
+{m["random_encoder_geometry_corr"]:.3f}
+   for the random, untrained encoder (what a frozen random encoder would give the planners'
+   cost), {m["geometry_corr"]:.3f} after training.
+2. Predictor, {t["dynamics_steps"]} steps of {t["rollout_batch_size"]} open-loop rollouts of
+   {t["rollout_steps"]} steps on the frozen tokens. Final training rollout MSE: \
+{m["final_rollout_loss"]:.2e}.
+
+No planner-in-the-loop rounds and no learned cost-to-go head (planners use the latent MSE).
+
+## Held-out accuracy
+| metric | value |
+|---|---|
+| latent variance (mean per element) | {m["latent_variance"]:.4f} |
+| 1-step latent MSE (normalised) | {m["latent_mse_1step"]:.2e} ({m["latent_nmse_1step"]:.2e}) |
+| 10-step open-loop latent MSE (normalised) | {m["latent_mse_10step"]:.2e} \
+({m["latent_nmse_10step"]:.2e}) |
+| 10-step predicted position error (via `project`) | {m["position_error_10step"]:.2f} units |
+| `project()` error on encoded frames | {m["projection_error"]:.2f} units |
+| decoder MSE / PSNR | {m["decoder_mse"]:.2e} / {m["decoder_psnr_db"]:.1f} dB |
+| corr(latent distance, state distance) | {m["geometry_corr"]:.3f} |
+| latent variance in top 3 principal directions | {100 * m["variance_top3"]:.1f}% |
+{fidelity}
+## Conditioning of the serial rollout (`grasp_ros.research.conditioning`)
+{int(m["conditioning_rollouts"])} rollouts of {int(m["conditioning_horizon"])} random exploration
+steps from encoded start frames.
+
+| figure | value |
+|---|---|
+{conditioning_rows(m)}
+
+## Speed (CPU, batch 200, 1 thread)
+`forward`: {m["forward_ms_b200"]:.2f} ms; forward + backward: \
+{m["forward_backward_ms_b200"]:.2f} ms.
+"""
+
+
+def _patch_stage1(t: dict[str, Any]) -> str:
+    if t["representation_steps"] == 0 and t.get("init"):
+        return f"taken unchanged from `{t['init']}` (`--init`)"
+    return f"{t['representation_steps']} steps of {2 * t['batch_size']} frames"

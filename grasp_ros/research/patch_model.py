@@ -12,6 +12,9 @@ launches do not depend on the values. Its plans mean nothing.
 - ``forward``: ``z' = z + scale * f(z + E(a))``: the action is embedded and added to every
   token, ``depth`` pre-norm ViT blocks (attention over all tokens, MLP 4x wide) mix the
   tokens, and the residual is scaled down so that 80-step rollouts stay finite.
+
+The blocks are the trained patch-token model's (:class:`grasp_ros.models.patch.Block`); that
+model (:mod:`grasp_ros.models.patch`) is the small trained one, this is the DINO-WM-sized one.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from grasp_ros.models import WorldModel
+from grasp_ros.models.patch import Block
 
 
 class PatchTokenModel(WorldModel):
@@ -63,7 +66,7 @@ class PatchTokenModel(WorldModel):
             patch = image_size // grid
             self.patch_embed = nn.Conv2d(3, dim, patch, patch)
             self.action_embed = nn.Linear(action_dim, dim)
-            self.blocks = nn.ModuleList(_Block(dim, heads) for _ in range(depth))
+            self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         return self.patch_embed(images * 2 - 1).flatten(2).transpose(1, 2)
@@ -73,28 +76,3 @@ class PatchTokenModel(WorldModel):
         for block in self.blocks:
             x = block(x)
         return latents + self.scale * x
-
-
-class _Block(nn.Module):
-    """A pre-norm ViT block: self-attention over the tokens, then an MLP, both residual.
-
-    Written out (rather than ``nn.TransformerEncoderLayer``, whose inference fast path
-    ``torch.compile`` failed to lower on the CPU) with ``scaled_dot_product_attention``, which
-    picks a fused attention kernel on a GPU.
-    """
-
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).unbind(2)
-        attn = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        )
-        x = x + self.proj(attn.transpose(1, 2).reshape(b, n, d))
-        return x + self.mlp(self.norm2(x))

@@ -33,13 +33,14 @@ from typing import Any
 import torch
 
 from grasp_ros.cli import add_options, parse
-from grasp_ros.envs import PointEnv, make_env
+from grasp_ros.envs import ENVS, PointEnv, make_env
 from grasp_ros.models.reference import ReferenceWorldModel
-from grasp_ros.research import cost_to_go
+from grasp_ros.research import cost_to_go, train_patch
 from grasp_ros.research.evaluation import evaluate, forward_timing, log_fidelity, planning_check
 from grasp_ros.research.fidelity import fidelity
 from grasp_ros.research.model_card import model_card
 from grasp_ros.research.planner_data import planner_episodes
+from grasp_ros.research.train_patch import model_kind
 from grasp_ros.research.training import (
     TrainOptions,
     atomic_save,
@@ -173,8 +174,20 @@ def run(args: TrainOptions) -> dict[str, Any]:
     return ckpt
 
 
+def _trains_patch_model(argv: list[str] | None) -> bool:
+    """Whether the command line asks for the patch-token model (``--model``, or the world's
+    default), which :mod:`grasp_ros.research.train_patch` trains with its own options."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("env", nargs="?")
+    pre.add_argument("--model", default="auto")
+    known, _ = pre.parse_known_args(argv)
+    return known.env in ENVS and model_kind(known.env, known.model) == "patch"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
+    if _trains_patch_model(argv):
+        return train_patch.main(argv)
     args = parse_args(argv)
     try:
         run(args)

@@ -25,8 +25,7 @@ from tqdm import tqdm
 
 from grasp_ros.cli import option
 from grasp_ros.envs import ENVS, PointEnv, random_rollouts
-from grasp_ros.models.base import to_tensor
-from grasp_ros.models.reference import ReferenceWorldModel
+from grasp_ros.models.base import WorldModel, to_tensor
 
 
 @dataclass
@@ -34,6 +33,13 @@ class TrainOptions:
     """grasp-ros-train's options; ``dataclasses.asdict`` of them is the card's ``training``."""
 
     env: str = option("wall", "reference world to train in", "env", choices=sorted(ENVS))
+    model: str = option(
+        "auto",
+        "world model: 'reference' (64-d latent, MLP dynamics), 'patch' (patch tokens and a "
+        "transformer predictor, research.train_patch: its own options, see "
+        "`grasp-ros-train ENV --model patch --help`); 'auto': patch for pusht, else reference",
+        choices=("auto", "reference", "patch"),
+    )
     out: Path = option(Path("out/models"), "output folder", type=Path)
     seed: int = option(0, "seed for data, init and batches", type=int)
     episodes: int = option(1500, "training episodes", type=int)
@@ -141,31 +147,42 @@ def render_episodes(env: PointEnv, states: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames.reshape(*states.shape[:2], *frames.shape[1:]))
 
 
-def encode_frames(model: ReferenceWorldModel, frames: torch.Tensor) -> torch.Tensor:
-    """Latents ``[E, T, D]`` for uint8 frames ``[E, T, H, W, 3]``, batched, without grad."""
+def encode_frames(model: WorldModel, frames: torch.Tensor) -> torch.Tensor:
+    """Latents ``[E, T, *latent_shape]`` for uint8 frames ``[E, T, H, W, 3]``, batched,
+    without grad."""
     flat = frames.reshape(-1, *frames.shape[2:])
     with torch.no_grad():
         z = torch.cat(
             [model.encode(to_tensor(flat[i : i + 1024].numpy())) for i in range(0, len(flat), 1024)]
         )
-    return z.reshape(*frames.shape[:2], -1)
+    return z.reshape(*frames.shape[:2], *z.shape[1:])
 
 
 def representation_loss(
-    model: ReferenceWorldModel, images: torch.Tensor, states: torch.Tensor, world_size: float
+    model: WorldModel,
+    images: torch.Tensor,
+    states: torch.Tensor,
+    world_size: float,
+    background: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Reconstruction + position + geometry losses on a batch of ``2B`` frames.
 
     The batch pairs frame ``i`` with frame ``i + B`` (a few steps later in the same episode),
     so the geometry term sees near pairs as well as the far pairs of a random permutation.
+    Reconstruction weighs the pixels of what moves ``DOT_WEIGHT`` times more: the red dot, or,
+    given a ``background`` image ``[3, H, W]``, every pixel that differs from it.
     """
-    z = model.encode(images)
-    logits = model.decode_logits(z)
-    dot = (images[:, 0] - images[:, 1]).clamp(min=0).unsqueeze(1)
-    weight = 1 + DOT_WEIGHT * dot
+    latents = model.encode(images)
+    logits = model.decode_logits(latents)
+    if background is None:
+        moving = (images[:, 0] - images[:, 1]).clamp(min=0).unsqueeze(1)
+    else:
+        moving = (images - background).abs().amax(1, keepdim=True)
+    weight = 1 + DOT_WEIGHT * moving
     recon = F.binary_cross_entropy_with_logits(logits, images, weight=weight)
     s = states / world_size
-    pos = F.mse_loss(model.project(z)[:, :2] / world_size, s[:, :2])
+    pos = F.mse_loss(model.project(latents)[:, :2] / world_size, s[:, :2])
+    z = latents.flatten(1)  # distances over the whole latent, whatever its shape
     half = len(z) // 2
     perm = torch.randperm(len(z))
     partners = torch.cat([torch.roll(torch.arange(len(z)), half), perm])
@@ -179,9 +196,7 @@ def representation_loss(
     return {"total": total, "recon": recon, "position": pos, "geometry": geometry}
 
 
-def rollout_loss(
-    model: ReferenceWorldModel, latents: torch.Tensor, actions: torch.Tensor
-) -> torch.Tensor:
+def rollout_loss(model: WorldModel, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """Mean latent MSE of an open-loop rollout from ``latents[:, 0]`` over ``actions``."""
     z = latents[:, 0]
     loss = latents.new_zeros(())
@@ -197,7 +212,7 @@ def _lr(args: TrainOptions, step: int, total: int) -> float:
 
 def _save_progress(
     path: Path,
-    model: ReferenceWorldModel,
+    model: WorldModel,
     opt: torch.optim.Optimizer,
     stage: str,
     step: int,
@@ -217,18 +232,19 @@ def _save_progress(
 
 def train_representation(
     args: TrainOptions,
-    model: ReferenceWorldModel,
+    model: WorldModel,
     env: PointEnv,
     data: dict[str, Any],
     progress_path: Path,
     start: int,
     saved_opt: dict[str, Any] | None,
+    background: torch.Tensor | None = None,
 ) -> None:
-    """Stage 1: encoder, decoder and position head on single frames (pairs for geometry)."""
+    """Stage 1: encoder, decoder and position head on single frames (pairs for geometry);
+    ``background`` as in :func:`representation_loss`."""
     frames, states = data["frames"], data["states"]
     episodes, length = states.shape[:2]
-    params = [*model.encoder.parameters(), *model.decoder.parameters(), *model.head.parameters()]
-    opt = torch.optim.Adam(params, lr=args.lr)
+    opt = torch.optim.Adam(model.representation_parameters(), lr=args.lr)
     if saved_opt is not None:
         opt.load_state_dict(saved_opt)
     model.train()
@@ -248,7 +264,7 @@ def train_representation(
         for group in opt.param_groups:
             group["lr"] = _lr(args, step, args.representation_steps)
         losses = representation_loss(
-            model, to_tensor(frames[e, t].numpy()), states[e, t], env.world_size
+            model, to_tensor(frames[e, t].numpy()), states[e, t], env.world_size, background
         )
         opt.zero_grad()
         losses["total"].backward()
@@ -261,7 +277,7 @@ def train_representation(
 
 def train_dynamics(
     args: TrainOptions,
-    model: ReferenceWorldModel,
+    model: WorldModel,
     pool: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     progress_path: Path,
     stage: str,
@@ -277,7 +293,8 @@ def train_dynamics(
     """
     latents, actions, weights = pool
     length = actions.shape[1]
-    opt = torch.optim.Adam(model.dynamics.parameters(), lr=args.lr)
+    params = model.dynamics_parameters()
+    opt = torch.optim.Adam(params, lr=args.lr)
     if saved_opt is not None:
         opt.load_state_dict(saved_opt)
     k = args.rollout_steps
@@ -295,7 +312,7 @@ def train_dynamics(
         opt.zero_grad()
         loss.backward()
         # Long rollouts are backprop through time: one bad batch can explode the gradient.
-        nn.utils.clip_grad_norm_(model.dynamics.parameters(), CLIP_NORM)
+        nn.utils.clip_grad_norm_(params, CLIP_NORM)
         opt.step()
         bar.set_postfix(rollout_mse=f"{loss.item():.5f}", refresh=False)
         if (step + 1) % SAVE_EVERY == 0:
@@ -310,7 +327,7 @@ def concat_episodes(
 
 
 def mixed_pool(
-    model: ReferenceWorldModel,
+    model: WorldModel,
     env: PointEnv,
     latents: torch.Tensor,
     actions: torch.Tensor,

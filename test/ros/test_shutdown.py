@@ -82,6 +82,7 @@ def test_the_stop_goes_out_first_and_every_node_exits_cleanly(case, probe, launc
 
     last = [m for t, m in statuses if t > signalled and m.message == SHUTDOWN]
     assert len(last) == 1, "no stop command on shutdown" if not last else "more than one"
+    assert last[0].status == PlannerStatus.STOPPED
     after = [m for t, m in actions if t > signalled]
     stops = [i for i, m in enumerate(after) if m.header.stamp == last[0].header.stamp]
     assert stops, "the shutdown status came without its action"

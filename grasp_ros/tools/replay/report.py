@@ -75,11 +75,11 @@ class GroundTruth:
 
     def on_pose(self, pose: np.ndarray) -> None:
         if self.runs:  # a pose before any task cannot be scored
-            self.runs[-1].pose = pose
+            self.runs[-1].pose = self.runs[-1].task.world_pose(pose)
 
     def on_object_pose(self, pose: np.ndarray) -> None:
         if self.runs:
-            self.runs[-1].object_pose = pose
+            self.runs[-1].object_pose = self.runs[-1].task.world_pose(pose)
 
 
 @dataclass

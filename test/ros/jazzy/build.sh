@@ -4,7 +4,7 @@
 #   bash test/ros/jazzy/build.sh VENV OUT      # from the checkout's root; `make test` runs it
 #
 # The install goes to OUT/install (messages, type support, the node executables, launch/ and
-# config/ in share/). CMake is run on OUT/src, a tree of links to the package's files, not on the
+# config/ in share/), beside tf2_msgs' TFMessage (PyPI has no tf2_msgs wheel; see tf2_msgs/). CMake is run on OUT/src, a tree of links to the package's files, not on the
 # checkout itself: the venv lies inside the checkout, and CMake refuses to export a target
 # whose include folders (numpy's, from the venv) lie in the source tree.
 set -euo pipefail
@@ -20,8 +20,13 @@ for path in CMakeLists.txt package.xml msg action grasp_ros scripts launch confi
 done
 
 export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv" PATH="$venv/bin:$PATH"
-cmake -S "$out/src" -B "$out/build" -DCMAKE_INSTALL_PREFIX="$out/install" \
-  -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$venv/bin/python" > "$out/cmake.log"
-cmake --build "$out/build" -j 2 >> "$out/cmake.log"
-cmake --install "$out/build" >> "$out/cmake.log"
-echo "built grasp_ros into $out/install (log: $out/cmake.log)"
+: > "$out/cmake.log"
+# tf2_msgs (sim_node's /tf) has no wheel on PyPI: its one message is built here (tf2_msgs/).
+for pkg in "$root/test/ros/jazzy/tf2_msgs:tf2_msgs" "$out/src:grasp_ros"; do
+  src=${pkg%%:*} name=${pkg##*:}
+  cmake -S "$src" -B "$out/build/$name" -DCMAKE_INSTALL_PREFIX="$out/install" \
+    -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$venv/bin/python" >> "$out/cmake.log"
+  cmake --build "$out/build/$name" -j 2 >> "$out/cmake.log"
+  cmake --install "$out/build/$name" >> "$out/cmake.log"
+done
+echo "built tf2_msgs and grasp_ros into $out/install (log: $out/cmake.log)"

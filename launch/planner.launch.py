@@ -42,8 +42,8 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "model",
                 default_value="wall",
-                description="world model: 'wall' or 'maze' (shipped), a checkpoint or "
-                "TorchScript path, or package.module:factory; overrides params_file",
+                description="world model: 'wall', 'maze', 'pusht' or 'wall-patch' (shipped), a "
+                "checkpoint or TorchScript path, or package.module:factory; overrides params_file",
             ),
             DeclareLaunchArgument(
                 "device",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from grasp_ros.models import (
 )
 from grasp_ros.models.base import to_tensor
 from grasp_ros.models.loader import CHECKPOINT_DIR
-from grasp_ros.research import evaluation, train, training
+from grasp_ros.research import cost_to_go, evaluation, train, training
 from grasp_ros.research.fidelity import ROLLOUT_STEPS, fidelity
 from grasp_ros.research.planner_data import TASK_SEED_OFFSET, planner_episodes
 
@@ -241,11 +242,21 @@ def _tiny_run(out) -> list[str]:
             "--round-steps", "2"]
 
 
-def test_trainer_smoke_run_writes_a_loadable_checkpoint_and_card(tmp_path):
+def _tiny_cost_to_go(monkeypatch):
+    """The cost-to-go stage at toy size: its defaults (16 layouts x 200 episodes, 3000 steps)
+    take minutes, and this run checks the pipeline, not the head's quality."""
+    build = cost_to_go.build
+    tiny = functools.partial(build, groups=2, per_group=6, sources=16, hidden_dim=16, steps=5)
+    monkeypatch.setattr(cost_to_go, "build", tiny)
+
+
+def test_trainer_smoke_run_writes_a_loadable_checkpoint_and_card(tmp_path, monkeypatch):
+    _tiny_cost_to_go(monkeypatch)
     assert train.main(_tiny_run(tmp_path)) == 0
     model = load_world_model(tmp_path / "wall.pt")
     assert model.env_name == "wall"
     card = (tmp_path / "wall.md").read_text()
+    assert model.cost_to_go is not None and "Learned cost-to-go" in card
     assert "10-step open-loop latent MSE" in card and "forward + backward" in card
     assert "drift over 40 zero actions" in card and "Planner-in-the-loop data (1 rounds" in card
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wall.md", "wall.pt"]
@@ -263,6 +274,7 @@ def test_trainer_resumes_after_an_interrupt(tmp_path, monkeypatch):
 
     monkeypatch.setattr(training, "SAVE_EVERY", 1)
     monkeypatch.setattr(training, "rollout_loss", interrupt_second_call)
+    _tiny_cost_to_go(monkeypatch)
     assert train.main(_tiny_run(tmp_path)) == 130
     progress = torch.load(tmp_path / "wall.train.pt", weights_only=True)
     assert progress["stage"] == "dynamics" and progress["step"] == 1

@@ -42,8 +42,8 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "model",
                 default_value="wall",
-                description="world model: 'wall' or 'maze' (shipped), a checkpoint or "
-                "TorchScript path, or package.module:factory; overrides params_file",
+                description="world model: 'wall', 'maze', 'pusht' or 'wall-patch' (shipped), a "
+                "checkpoint or TorchScript path, or package.module:factory; overrides params_file",
             ),
             DeclareLaunchArgument(
                 "device",
@@ -64,9 +64,10 @@ def generate_launch_description() -> LaunchDescription:
             ),
             DeclareLaunchArgument(
                 "world_scale",
-                default_value="0.05",
+                default_value="0.0",
                 description="metres per world unit (the model's project() and the simulator's "
-                "arena): plan positions, sim/pose and /tf in REP-103 metres",
+                "arena): plan positions, sim/pose and /tf in REP-103 metres; 0: each world's "
+                "own (wall, maze 0.05; pusht 0.001)",
             ),
             DeclareLaunchArgument(
                 "plan_latents",

@@ -17,6 +17,13 @@ from grasp_ros.envs.wall import WallEnv
 ENVS: dict[str, type[World]] = {"wall": WallEnv, "maze": MazeEnv, "pusht": PushTEnv}
 
 
+def metres_per_unit(name: str) -> float:
+    """Metres per world unit of the reference world ``name`` (1.0 for a model trained
+    elsewhere, whose ``project()`` is taken to be in metres already)."""
+    cls = ENVS.get(name.lower())
+    return 1.0 if cls is None else cls.metres_per_unit
+
+
 def make_env(name: str, **kwargs: object) -> World:
     """Build a reference world by name (``'wall'``, ``'maze'`` or ``'pusht'``); kwargs go to its
     class."""
@@ -36,5 +43,6 @@ __all__ = [
     "WallEnv",
     "World",
     "make_env",
+    "metres_per_unit",
     "random_rollouts",
 ]

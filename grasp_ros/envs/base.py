@@ -62,6 +62,8 @@ class World:
         success_radius: how close (world units) the goal's object position must be reached;
             the demo draws it around the goal.
         agent_radius: the agent's radius in world units (0: a point).
+        metres_per_unit: the world's size on a robot, for REP-103 messages (the nodes'
+            ``world_scale`` when that is 0): the 64-unit point worlds are a 3.2 m floor.
         action_dim, action_low, action_high: the action box; actions are clipped to it.
     """
 
@@ -69,6 +71,7 @@ class World:
     world_size = 64.0
     success_radius = 4.5
     agent_radius = 0.0
+    metres_per_unit = 0.05
     action_dim = 2
 
     def __init__(self, image_size: int = 64, seed: int | None = None) -> None:

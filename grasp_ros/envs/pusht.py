@@ -70,6 +70,8 @@ class PushTEnv(World):
 
     name = "pusht"
     world_size = BOARD
+    #: The 512-unit board as a 0.512 m table top, the size of the real Push-T setups.
+    metres_per_unit = 0.001
     #: Block position tolerance (units) and angle tolerance (radians) of ``success``.
     success_radius = 20.0
     success_angle = math.pi / 9

@@ -29,6 +29,7 @@ from rclpy.serialization import serialize_message
 
 from grasp_ros.control import params as schema
 from grasp_ros.control.outputs import trajectory_fields
+from grasp_ros.envs import metres_per_unit
 from grasp_ros.models import load_world_model
 from grasp_ros.msg import VirtualTrajectory
 from grasp_ros.nodes import messages as M
@@ -55,7 +56,7 @@ def measure(model_spec: str, horizon: int, latents: bool, reps: int, pub, device
     """Size and median times (seconds) of one plan message, ``reps`` times over."""
     model = load_world_model(model_spec, device=device)
     plan = synthetic_plan(model, horizon)
-    scale = schema.SCHEMA["world_scale"].default
+    scale = schema.SCHEMA["world_scale"].default or metres_per_unit(getattr(model, "env_name", ""))
     hdr = M.header(M.time_msg(0.0), "map")
     t_fields, t_msg, t_pub = [], [], []
     for _ in range(reps):

@@ -20,6 +20,7 @@ from rclpy.time import Time
 from grasp_ros.control import PlannerRuntime, Status, cmd_vel, diagnostics
 from grasp_ros.control.outputs import action_fields, plan_stamp, status_fields, trajectory_fields
 from grasp_ros.control.runtime import Command
+from grasp_ros.envs import metres_per_unit
 from grasp_ros.msg import ActionCommand, PlannerStatus, VirtualTrajectory
 from grasp_ros.nodes import messages as M
 
@@ -48,11 +49,12 @@ class PlannerOutputs:
         if params["cmd_vel.enabled"]:
             self._publish_twist(cmd, params, stamp)
         if cmd.plan is not None and self.plan.get_subscription_count() > 0:
+            world = getattr(runtime.model, "env_name", "")
             fields = trajectory_fields(
                 cmd.plan,
                 runtime.model,
                 latents=params["plan_latents"],
-                world_scale=params["world_scale"],
+                world_scale=params["world_scale"] or metres_per_unit(world),
             )
             hdr = M.header(M.time_msg(plan_stamp(cmd)), params["frame_id"])
             self.plan.publish(M.trajectory_msg(fields, hdr))

@@ -129,7 +129,7 @@ class SimNode(Node):
         stamp = self._stamp()
         fields = {"action": step.action, "dt": dt, "step_index": step.index, "chunk": [step.action]}
         self._executed_pub.publish(M.action_msg(fields, M.header(stamp)))
-        hdr, scale = M.header(stamp, T.MAP_FRAME), self.params["world_scale"]
+        hdr, scale = M.header(stamp, T.MAP_FRAME), self._world_scale()
         xyz = to_map(np.append(step.state[:2], 0.0), scale)
         self._pose_pub.publish(M.pose_stamped(xyz, hdr))
         pose = self.robot.env.object_pose(step.state[None])[0]
@@ -149,13 +149,17 @@ class SimNode(Node):
                 f"{self.robot.task.optimal_steps})"
             )
 
+    def _world_scale(self) -> float:
+        """Metres per world unit: the parameter, or the world's own when it is 0."""
+        return self.params["world_scale"] or self.robot.env.metres_per_unit
+
     def _publish_image(self) -> None:
         hdr = M.header(self._stamp(), T.CAMERA_FRAME)
         self._camera_pub.publish(M.image_msg(self.robot.image, hdr))
 
     def _new_task(self, seed: int) -> str:
         task = self.robot.new_task(seed)
-        text = T.task_json(self.robot.env, task, self.params["world_scale"])
+        text = T.task_json(self.robot.env, task, self._world_scale())
         hdr = M.header(self._stamp(), T.CAMERA_FRAME)
         self._goal_pub.publish(M.image_msg(task.goal_image, hdr))
         self._task_pub.publish(String(data=text))

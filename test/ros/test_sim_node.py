@@ -38,7 +38,8 @@ def test_the_sim_publishes_its_clock_tf_and_pose_and_steps_through_a_chunk(probe
     tf = probe.collect(TFMessage, "/tf")
     poses = probe.collect(PoseStamped, "sim/pose")
     executed = probe.collect(ActionCommand, "sim/executed_action")
-    params = {"env": "wall", "publish_clock": True, "step_rate": STEP_RATE, "world_scale": SCALE}
+    # world_scale left at its default (0): the Wall's own 0.05 m per unit
+    params = {"env": "wall", "publish_clock": True, "step_rate": STEP_RATE}
     launcher.start("sim_node", name="sim_node", params=params)
     assert probe.spin_until(lambda: len(clock) >= 5 and len(tf) >= 5 and poses, 120.0)
 

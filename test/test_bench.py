@@ -432,3 +432,10 @@ def test_results_are_strict_json_even_with_nan() -> None:
         "a": [None, 1.0, None, 0.33333],
         "b": "c",
     }
+
+
+def test_wilson_interval_is_sound_at_the_extremes():
+    low, high = bench_stats.wilson_interval(0, 5)
+    assert low == 0.0 and 0.4 < high < 0.5
+    low, high = bench_stats.wilson_interval(5, 5)
+    assert 0.5 < low < 0.6 and high == 1.0

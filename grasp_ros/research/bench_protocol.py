@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from grasp_ros.control.outputs import positions
-from grasp_ros.envs import Task, World
+from grasp_ros.envs import PointEnv, Task, World
 from grasp_ros.models.base import to_tensor
 from grasp_ros.planning import PLANNERS, Plan, Planner, make_planner
 
@@ -134,7 +134,8 @@ class TaskResult:
             Small ``model_distance`` with large ``distance`` means the planner solved the
             model's problem and the model was wrong.
         model_success: the environment's success test applied to that predicted end (``None``
-            when ``model_distance`` is).
+            when ``model_distance`` is). Both are ``None`` outside the point worlds, where
+            ``project`` (the agent) is not what the goal is about.
     """
 
     seed: int
@@ -202,7 +203,9 @@ def run_open_loop(
     success = env.success(end_state, task.goal_state)
     if success and not oracle:  # the final plan is the last check
         oracle.update(time=final.solve_time, it=final.iterations)
-    end = _model_end(planner.model, final)
+    # project() is the agent's position: the goal's object only in a point world (not Push-T's
+    # block), so the model's own verdict is defined there only.
+    end = _model_end(planner.model, final) if isinstance(env, PointEnv) else None
     return TaskResult(
         seed=int(task.seed or 0),
         optimal_steps=task.optimal_steps,

@@ -48,6 +48,7 @@ setup(
             "grasp-ros-replay = grasp_ros.tools.replay:main",
             "grasp-ros-record-sim = grasp_ros.tools.record_sim:main",
             "grasp-ros-bench = grasp_ros.research.bench:main",
+            "grasp-ros-closed-loop = grasp_ros.research.closed_loop:main",
         ]
     },
 )

@@ -154,22 +154,32 @@ def test_a_warm_start_never_loses_the_previous_best(name: str, seed: int) -> Non
 
 
 def test_warm_grasp_carries_its_population_and_reseeds_part_of_it() -> None:
+    """Member 0 is the previous best, the rest carry on; a warm tick's answer hands on its
+    population with the last ``reseed`` members replaced by the best of fresh random plans
+    (new draws each tick), rolled out in the answer's own batch."""
     model = PointWallModel(door_y=0.3)
     start, goal = lift(model, (-0.5, -0.4), (0.5, 0.4))
     planner = GraspPlanner(model, 12, iterations=20, population=6, reseed=2, seed=1)
     first = planner.plan(start, goal)
     assert first.members is not None and first.members[0].shape == (6, 12, 2)
     warm = first.shift(1)
-    starts = []
-    for _ in range(2):
-        st = planner._init(start, goal, planner._fit_warm(warm, goal))
-        starts.append(st.actions.detach().clone())
-    for actions in starts:
-        assert torch.equal(actions[0], warm.actions)  # the previous best is member 0
-        assert torch.equal(actions[1:4], warm.members[0][1:4])  # the rest carried on
-    assert not torch.equal(starts[0][4:], starts[1][4:])  # fresh draws each tick
-    none = GraspPlanner(model, 12, population=6, reseed=0)._init(start, goal, warm)
-    assert torch.equal(none.actions[1:].detach(), warm.members[0][1:])
+    st = planner._init(start, goal, planner._fit_warm(warm, goal))
+    assert torch.equal(st.actions[0].detach(), warm.actions)  # the previous best is member 0
+    assert torch.equal(st.actions[1:].detach(), warm.members[0][1:])  # the rest carried on
+    calls = planner.model_calls
+    answers = [planner.plan(start, goal, warm_start=warm, max_iters=0) for _ in range(2)]
+    assert planner.model_calls - calls == 2 * 12  # one serial rollout a tick, fresh plans too
+    handed = [a.members[0] for a in answers]
+    for members in handed:
+        assert torch.equal(members[:4], answers[0].members[0][:4])  # optimised members kept
+        assert members[4:].abs().sum() > 0 and (members[4:].abs() <= 1).all()
+        assert not torch.equal(members[4:], warm.members[0][4:])
+    assert not torch.equal(handed[0][4:], handed[1][4:])  # fresh draws each tick
+    assert (answers[0].members[1][4:, -1] == goal).all()  # their states end at the goal
+    cold = planner.plan(start, goal, max_iters=0)  # a cold plan's population is all sampled
+    assert cold.members is not None and planner._reseeds == 2
+    none = GraspPlanner(model, 12, population=6, reseed=0).plan(start, goal, warm, max_iters=0)
+    assert torch.equal(none.members[0][1:], warm.members[0][1:])
 
 
 def test_shift_moves_the_population_with_the_plan() -> None:
@@ -277,3 +287,40 @@ def test_the_closed_loop_benchmark_writes_its_table(tmp_path) -> None:
     assert cell["summary"]["tasks"] == 1 and len(cell["tasks"][0]["solve_times"]) >= 1
     assert run["variants"]["grasp-paper"]["objective"] == "latent_mse"
     assert "| wall | 20 | grasp-paper |" in (tmp_path / "t.md").read_text()
+
+
+def test_the_closed_loop_targets_are_checked_on_the_run() -> None:
+    from grasp_ros.research import closed_loop
+
+    def cell(wins: int, n: int, misses: int = 0) -> dict:
+        return {
+            "summary": {
+                "successes": wins,
+                "tasks": n,
+                "success_rate": wins / n,
+                "ticks": 100,
+                "deadline_misses": misses,
+            }
+        }
+
+    results = {
+        "wall": {
+            "20": {"grasp": cell(19, 20, 1), "gd": cell(20, 20)},
+            "40": {"grasp": cell(20, 20, 2), "cem": cell(3, 20)},
+        },
+        "maze": {"80": {"grasp": cell(17, 20)}, "100": {"grasp": cell(0, 20)}},
+    }
+    run = {"results": results, "config": {"budget": "deadline"}}
+    rows = "\n".join(closed_loop._targets_section(run))
+    assert (
+        "| wall success (target over H 20-40; this run: H 20, 40) | >= 95% | 39/40 = 98% " in rows
+    )
+    assert "(87-100) | met |" in rows
+    assert "maze success (target over H 20-80; this run: H 80) | >= 90% | 17/20 = 85%" in rows
+    assert "| missed |" in rows
+    assert "wall H=20: GRASP >= GD | same tasks | 19/20 vs 20/20 | missed" in rows
+    assert "wall H=40: GRASP >= CEM | same tasks | 20/40" not in rows
+    assert "| deadline misses (GRASP) | <= 1% | 3/400 = 0.8% | met |" in rows
+    run["config"]["budget"] = "iterations"  # the clock waits: nothing to miss
+    rows = "\n".join(closed_loop._targets_section(run))
+    assert "deadline misses" not in rows and "not the target" in rows

@@ -124,21 +124,13 @@ def test_the_copy_count_sees_a_device_to_host_copy() -> None:
     assert _host_device_copies(prof.events()) >= 1
 
 
-_OFFER_SYNCS = pytest.mark.xfail(
-    strict=True,
-    reason="Planner.offer indexes with a 0-dim device tensor (actions[i], states[i]), which "
-    "torch turns into item(): two device-to-host copies per call (pytorch issue 105641); "
-    "offer runs every GD and CEM iteration and every GRASP sync step",
-)
-
-
 @pytest.mark.parametrize(
     ("name", "config"),
     [
         ("grasp", {"sync_every": 0}),
-        pytest.param("grasp", {"sync_every": 5}, marks=_OFFER_SYNCS, id="grasp-with-syncs"),
-        pytest.param("gd", {}, marks=_OFFER_SYNCS),
-        pytest.param("cem", {}, marks=_OFFER_SYNCS),
+        pytest.param("grasp", {"sync_every": 5}, id="grasp-with-syncs"),
+        ("gd", {}),
+        ("cem", {}),
     ],
 )
 def test_no_host_device_copy_inside_the_iteration_loop(name: str, config: dict) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grasp_ros.control.runtime import Command, PlannerRuntime, Status
-from grasp_ros.envs import PointEnv, Task
+from grasp_ros.envs import Task, World
 from grasp_ros.envs.agents import Policy
 
 #: A camera frame: ``(capture stamp, receive stamp, RGB image)``, stamps in clock seconds.
@@ -109,7 +109,7 @@ class EpisodeHooks:
 
 
 def run_episode(
-    env: PointEnv,
+    env: World,
     task: Task,
     agent: PlannerRuntime | Policy,
     *,

@@ -20,7 +20,7 @@ import yaml
 from grasp_ros.models.compiled import COMPILE_MODES
 from grasp_ros.models.loader import check_device_name
 from grasp_ros.planning import OBJECTIVES, PLANNERS
-from grasp_ros.planning.base import check_value
+from grasp_ros.planning.config import check_value
 from grasp_ros.planning.plan import PAD_MODES
 
 # Planner knobs the runtime sets itself: the seed is global and iterations come from the budget.

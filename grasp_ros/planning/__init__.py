@@ -11,9 +11,10 @@ from typing import Any
 
 from torch import nn
 
-from .base import Planner, validate_config
+from .base import Planner
 from .cem import CEMConfig, CEMPlanner
 from .collocation import CollocationConfig, CollocationPlanner
+from .config import validate_config
 from .gd import GDConfig, GDPlanner
 from .grasp import GraspConfig, GraspPlanner
 from .objectives import OBJECTIVES, CostToGo, LatentMSE, Objective, make_objective

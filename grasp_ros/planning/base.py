@@ -1,4 +1,4 @@
-"""What every planner shares: config knobs, the range check, input checks and the loop.
+"""What every planner shares: the base config, input checks and the loop.
 
 Planners differ only where the algorithms differ (DINO-WM's planning/ layout): each subclass
 says how it initialises (`_init`), what one iteration does (`_step`) and how it picks its answer
@@ -12,76 +12,23 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from .config import knob, validate_config
 from .deadline import Deadline, OutOfTimeError
 from .objectives import Objective, objective_for
 from .plan import Plan
 from .starts import random_plans
 
-
-def knob(
-    default: Any,
-    help: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    choices: tuple[str, ...] | None = None,
-) -> Any:
-    """A documented, range-checked config field.
-
-    The parameter schema (`grasp_ros.control.params`) reads this metadata to declare ROS
-    parameters, so a planner's knobs are described in exactly one place.
-    """
-    meta = {"help": help, "low": low, "high": high, "choices": choices}
-    return field(default=default, metadata=meta)
-
-
-def check_value(
-    name: str,
-    value: Any,
-    low: float | None = None,
-    high: float | None = None,
-    choices: tuple[str, ...] | None = None,
-) -> None:
-    """Raise ValueError unless ``value`` is one of ``choices`` and finite within [low, high].
-
-    The one range check: planner configs (:func:`validate_config`) and the parameter schema
-    (``ParamSpec.check``) both use it, so a value is judged the same way wherever it enters.
-    A list of numbers (``stop_action``) must be finite element by element.
-    """
-    if choices and value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
-    if isinstance(value, (list, tuple)):
-        if not all(math.isfinite(v) for v in value if isinstance(v, (int, float))):
-            raise ValueError(f"{name}={value} is not finite")
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return
-    if not math.isfinite(value):
-        raise ValueError(f"{name}={value} is not finite")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name}={value} is outside [{low}, {high}]")
-
-
-def validate_config(config: Any) -> None:
-    """Raise ValueError naming the first knob whose value is outside its documented range."""
-    for f in dataclasses.fields(config):
-        meta = f.metadata
-        check_value(
-            f.name, getattr(config, f.name), meta.get("low"), meta.get("high"), meta.get("choices")
-        )
-
-
 #: ``callback(iteration, elapsed_seconds, snapshot) -> stop?``; ``snapshot()`` returns the Plan
-#: the planner would return if it stopped now. Time spent in the callback is not counted.
+#: the planner would return if it stopped now, and changes nothing: the search and the final
+#: answer are those of a run without callbacks. Time spent in the callback is not counted.
 Callback = Callable[[int, float, Callable[[], Plan]], bool | None]
 
 
@@ -158,6 +105,13 @@ class Planner(abc.ABC):
         self.action_dim = int(model.action_dim)
         self.model_calls = 0
         self._deadline = Deadline(self.horizon)
+        self.clock: Callable[[], float] = time.perf_counter
+
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Measure budgets and times on ``clock`` (seconds) instead of the wall clock, e.g.
+        ``time.process_time``: this process's CPU time, which other work on a shared machine
+        does not eat (a benchmark's budgets then mean the same under any load)."""
+        self.clock = self._deadline.clock = clock
 
     # -- subclass hooks ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -196,14 +150,34 @@ class Planner(abc.ABC):
         that a fresh planner's first deadline is kept. Each size is called once untimed first:
         the first call at a batch size can cost 100 times a later one."""
         spent = 0.0
-        for batch in (getattr(self.config, "population", 1), 1):
+        for batch in (self._answer_rows(), 1):
             z = s0.expand(batch, *s0.shape)
             a = torch.zeros(batch, self.action_dim, device=s0.device)
             self.step_model(z, a)
-            c0 = time.perf_counter()
+            c0 = self.clock()
             self.step_model(z, a)
-            spent += time.perf_counter() - c0
+            spent += self.clock() - c0
         self._deadline.step_seconds = spent
+
+    def _answer_rows(self) -> int:
+        """Rows of the answer's batched rollout: the candidates and the warm start."""
+        return getattr(self.config, "population", 1) + 1
+
+    def _fresh_plans(self, st: Any) -> torch.Tensor | None:
+        """Plans rolled out with the answer's candidates for the next tick (GRASP's re-seeding);
+        ``None``: none."""
+        return None
+
+    def _reseed(
+        self,
+        members: tuple[torch.Tensor, torch.Tensor],
+        goal: torch.Tensor,
+        plans: torch.Tensor,
+        rollouts: torch.Tensor,
+        costs: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The population handed to the next tick, given the rolled-out fresh plans."""
+        return members
 
     def predict_parallel(self, inputs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """F(s_t, a_t) for all t at once: ``[P, T, *L]`` x ``[P, T, A]`` -> ``[P, T, *L]``."""
@@ -226,10 +200,8 @@ class Planner(abc.ABC):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``n`` best of ``samples`` random plans (:func:`random_plans`): actions
         ``[n, T, A]`` and rollouts. Costs ``horizon`` serial model calls of batch ``samples``."""
-        horizon, gen = self.horizon, gen or self.generator()
-        low, high = (getattr(self.model, f"action_{k}", None) for k in ("low", "high"))
-        plans = random_plans(samples, horizon, self.action_dim, low, high, gen, s0.device)
-        actions = self.clamp_actions(plans)
+        horizon = self.horizon
+        actions = self.random_plans(samples, gen or self.generator())
         try:
             with self._deadline.interruptible():
                 roll = self.rollout(s0.expand(samples, *s0.shape), actions)
@@ -240,6 +212,12 @@ class Planner(abc.ABC):
         best = costs.topk(min(n, samples), largest=False).indices
         best = best[torch.arange(n, device=s0.device) % len(best)]
         return actions[best], roll[best]
+
+    def random_plans(self, samples: int, gen: torch.Generator) -> torch.Tensor:
+        """``samples`` random plans ``[samples, T, A]`` within the model's action bounds."""
+        low, high = (getattr(self.model, f"action_{k}", None) for k in ("low", "high"))
+        plans = random_plans(samples, self.horizon, self.action_dim, low, high, gen, self.device)
+        return self.clamp_actions(plans)
 
     def clamp_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Project actions onto the model's bounds, in place."""
@@ -254,7 +232,10 @@ class Planner(abc.ABC):
         """Keep the lowest-true-cost candidate; ``costs`` are rollout costs ``[P]``
         (:meth:`Objective.trajectory`)."""
         cost, i = costs.detach().min(0)
-        a, s = actions.detach()[i], states.detach()[i]
+        # index_select, not ``actions[i]``: indexing with a 0-dim device tensor reads it back
+        # to the host (an item() per call), a sync every GD/CEM iteration and GRASP sync step
+        a = actions.detach().index_select(0, i.view(1))[0]
+        s = states.detach().index_select(0, i.view(1))[0]
         best: _Best | None = st.best
         if best is None:
             st.best = _Best(cost, a.clone(), s.clone())
@@ -280,7 +261,7 @@ class Planner(abc.ABC):
         early so that the answer is ready within ``deadline`` seconds of wall clock when one is
         given; the best plan found so far is returned, never a half-updated one.
         """
-        t0 = time.perf_counter()
+        t0 = self.clock()
         calls0 = self.model_calls
         s0, g = self._check_latent("start", start), self._check_latent("goal", goal)
         warm = self._fit_warm(warm_start, g)
@@ -298,7 +279,7 @@ class Planner(abc.ABC):
             st = self._init(s0, g, warm)
             st.warm = warm
             while it < budget:
-                now = time.perf_counter() - t0 - paused
+                now = self.clock() - t0 - paused
                 if (
                     deadline is not None
                     and t0 + paused + now + iter_seconds > self._deadline.stop_at()
@@ -312,27 +293,43 @@ class Planner(abc.ABC):
                 it += 1
                 if sync_cuda:
                     torch.cuda.synchronize()
-                spent = time.perf_counter() - t0 - paused - now
+                spent = self.clock() - t0 - paused - now
                 iter_seconds = spent if it == 1 else 0.7 * iter_seconds + 0.3 * spent
                 if callback is not None and it % callback_every == 0:
-                    c0 = time.perf_counter()
-                    snapshot = functools.partial(self._result, st, s0, g, it, t0 + paused)
+                    c0 = self.clock()
+                    snapshot = functools.partial(
+                        self._result, st, s0, g, it, t0 + paused, record=False
+                    )
                     stop = callback(it, c0 - t0 - paused, snapshot)
-                    paused += time.perf_counter() - c0
+                    paused += self.clock() - c0
                     if deadline is not None:
                         self._deadline.due = t0 + paused + deadline
                     if stop:
                         break
-        f0 = time.perf_counter()
+        f0 = self.clock()
         self._deadline.due = None
         plan = self._result(st, s0, g, it, t0 + paused)
-        self._deadline.finish_seconds = time.perf_counter() - f0
+        self._deadline.finish_seconds = self.clock() - f0
         plan.warm_started = warm is not None
         plan.model_calls = self.model_calls - calls0
         return plan
 
     @torch.no_grad()
-    def _result(self, st: Any, s0: torch.Tensor, g: torch.Tensor, it: int, t0: float) -> Plan:
+    def _result(
+        self, st: Any, s0: torch.Tensor, g: torch.Tensor, it: int, t0: float, record: bool = True
+    ) -> Plan:
+        """The answer: the best of the current candidates and the best seen so far.
+
+        ``record=False`` (a snapshot) leaves the best-so-far record as it was, so that looking
+        at the plan mid-search (a benchmark's checks) never becomes part of the final answer.
+        """
+        if not record:
+            kept = st.best
+            st.best = kept and dataclasses.replace(kept)
+            try:
+                return self._result(st, s0, g, it, t0)
+            finally:
+                st.best = kept
         actions, states = self._candidates(st)
         members = None if states is None else (actions.clone(), states.clone())
         if st.warm is not None:  # the shifted previous plan is always a candidate: a warm tick
@@ -340,8 +337,16 @@ class Planner(abc.ABC):
             actions = torch.cat([actions, st.warm.actions[None]])
             if states is not None:
                 states = torch.cat([states, torch.cat([s0[None], st.warm.states[1:]])[None]])
-        roll = self.rollout(s0.expand(actions.shape[0], *s0.shape), actions)
+        # Fresh plans for the next tick's population ride in the same batched rollout: a
+        # serial rollout's cost is mostly per call, not per row (GRASP's re-seeding).
+        fresh = self._fresh_plans(st) if record else None
+        n = actions.shape[0]
+        batch = actions if fresh is None else torch.cat([actions, fresh])
+        roll = self.rollout(s0.expand(batch.shape[0], *s0.shape), batch)
         costs = self.objective.trajectory(roll, g)
+        if fresh is not None and members is not None:
+            members = self._reseed(members, g, fresh, roll[n:], costs[n:])
+        roll, costs = roll[:n], costs[:n]
         self.offer(st, actions, states if states is not None else roll, costs)
         best: _Best = st.best
         same = [i for i in range(actions.shape[0]) if torch.equal(actions[i], best.actions)]
@@ -360,7 +365,7 @@ class Planner(abc.ABC):
             rollout=rollout,
             cost=float(best.cost),
             iterations=it,
-            solve_time=time.perf_counter() - t0,
+            solve_time=self.clock() - t0,
             planner=self.name,
             members=members,
         )

@@ -3,7 +3,9 @@
 Each iteration samples ``samples`` sequences from a diagonal Gaussian, rolls all of them out
 serially in one batch (T model calls), keeps the ``elites`` with the lowest terminal error and
 refits the Gaussian to them. The current mean is always among the samples, so a warm start is
-never lost to sampling noise.
+never lost to sampling noise. ``init='sample'`` centres the first Gaussian on the best of the
+same random plans GRASP and GD sample their starts from, so the three can be compared from one
+start.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Planner, PlannerConfig, PlanState, knob
+from .base import Planner, PlannerConfig, PlanState
+from .config import knob
 from .plan import Plan
 
 
@@ -28,6 +31,14 @@ class CEMConfig(PlannerConfig):
     )
     min_std: float = knob(
         0.01, "floor on the std, as a fraction of the half-range", low=0.0, high=10.0
+    )
+    init: str = knob(
+        "center",
+        "cold-start mean: the middle of the action box (DINO-WM's) or the best random plan",
+        choices=("center", "sample"),
+    )
+    init_samples: int = knob(
+        256, "init 'sample': random piecewise-constant plans rolled out", low=1, high=100000
     )
 
 
@@ -62,7 +73,12 @@ class CEMPlanner(Planner):
         else:
             scale = torch.ones(self.action_dim, device=s0.device)
             center = torch.zeros(self.action_dim, device=s0.device)
-        mean = warm.actions.clone() if warm is not None else center.expand(self.horizon, -1).clone()
+        if warm is not None:
+            mean = warm.actions.clone()
+        elif self.config.init == "sample":  # the same draws as GRASP's and GD's sampled starts
+            mean = self.sampled_starts(s0, goal, 1, self.config.init_samples)[0][0]
+        else:
+            mean = center.expand(self.horizon, -1).clone()
         std = (scale * self.config.init_std).expand(self.horizon, -1).clone()
         return _State(s0=s0, goal=goal, mean=mean, std=std, scale=scale, gen=self.generator())
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Planner, PlannerConfig, PlanState, interpolate, knob
+from .base import Planner, PlannerConfig, PlanState, interpolate
+from .config import knob
 from .objectives import latent_mse
 from .plan import Plan
 

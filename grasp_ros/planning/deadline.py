@@ -25,7 +25,8 @@ class Deadline:
 
     def __init__(self, horizon: int) -> None:
         self.horizon = horizon
-        self.due: float | None = None  # perf_counter time; None: no deadline
+        self.clock = time.perf_counter  # the planner's clock (Planner.use_clock)
+        self.due: float | None = None  # a time on that clock; None: no deadline
         self.step_seconds = 0.0  # one step of the answer's two serial rollouts, timed once
         self.finish_seconds = 0.0  # what returning the last answer took
         self._preemptible = False
@@ -38,7 +39,7 @@ class Deadline:
     def check(self) -> None:
         """OutOfTimeError inside :meth:`interruptible` work that would leave too little time
         (room is kept for about one more serial call)."""
-        if self._preemptible and time.perf_counter() + self.step_seconds > self.stop_at():
+        if self._preemptible and self.clock() + self.step_seconds > self.stop_at():
             raise OutOfTimeError
 
     @contextlib.contextmanager

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Planner, PlannerConfig, PlanState, knob
+from .base import Planner, PlannerConfig, PlanState
+from .config import knob
 from .plan import Plan
 
 

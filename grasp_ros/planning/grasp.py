@@ -17,7 +17,9 @@ so the population starts in several basins: the straight line runs into walls, a
 gradient planner stays in the basin it starts in (the Wall world's long detours through the door
 were found by no straight-line start). A warm start carries the population on from the
 previous tick (shifted), with the previous best as member 0 and ``reseed`` members replaced by
-fresh sampled plans, so the search keeps exploring between ticks.
+fresh sampled plans, so the search keeps exploring between ticks. The fresh plans are drawn at
+the end of each warm tick and rolled out in the answer's own batched rollout (one serial rollout
+a tick instead of two), so they join the population one tick later, shifted like the rest.
 Bounds are kept by projection. ``anneal`` is the authors' optional schedule: the goal weight and
 the noise fall linearly to zero within each sync period, so each period starts
 goal-seeking and exploratory and ends fitting the dynamics.
@@ -29,7 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Planner, PlannerConfig, PlanState, interpolate, knob
+from .base import Planner, PlannerConfig, PlanState, interpolate
+from .config import knob
 from .objectives import latent_mse
 from .plan import Plan
 
@@ -75,7 +78,8 @@ class GraspConfig(PlannerConfig):
     )
     reseed: int = knob(
         2,
-        "warm start: population members replaced by fresh sampled plans each tick",
+        "warm start: population members replaced by fresh sampled plans each tick (drawn at "
+        "the end of a warm tick, they join the next one)",
         low=0,
         high=4096,
     )
@@ -131,13 +135,14 @@ class GraspPlanner(Planner):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Actions ``[P, T, A]`` and virtual states ``[P, T-1, *L]`` for a warm start.
 
-        The population carries on from last tick's (``warm.members``, shifted), member 0 is
-        last tick's best, and the last ``reseed`` members start afresh from sampled plans
-        (new draws each tick), so the search keeps looking beyond the basin it is in: with
-        only the previous plan to refine, 15-20 iterations a tick never leave it (measured:
-        closed-loop GRASP 10% at H=40 on Wall, the first tick's sampled start forgotten).
+        The population carries on from last tick's (``warm.members``, shifted: its last
+        ``reseed`` members are the fresh plans drawn at the end of that tick, :meth:`_reseed`)
+        and member 0 is last tick's best, so the search keeps looking beyond the basin it is
+        in: with only the previous plan to refine, 15-20 iterations a tick never leave it
+        (measured: closed-loop GRASP 10% at H=40 on Wall, the first tick's sampled start
+        forgotten).
         """
-        cfg, horizon, pop = self.config, self.horizon, self.config.population
+        horizon, pop = self.horizon, self.config.population
         if warm.members is not None and warm.members[0].shape[0] == pop:
             actions = warm.members[0].clone()
             virtual = warm.members[1][:, 1:horizon].clone()
@@ -145,15 +150,44 @@ class GraspPlanner(Planner):
             actions = warm.actions.expand(pop, -1, -1).clone()
             virtual = warm.states[1:horizon].expand(pop, *warm.states[1:horizon].shape).clone()
         actions[0], virtual[0] = warm.actions, warm.states[1:horizon]
-        fresh = min(cfg.reseed, pop - 1)
-        if fresh:
-            self._reseeds += 1
-            gen = torch.Generator(device=s0.device).manual_seed(
-                int(cfg.seed) * 1_000_003 + self._reseeds
-            )
-            acts, roll = self.sampled_starts(s0, goal, fresh, cfg.reseed_samples, gen)
-            actions[pop - fresh :], virtual[pop - fresh :] = acts, roll[:, 1:horizon]
         return actions, virtual
+
+    def _answer_rows(self) -> int:
+        cfg = self.config
+        fresh = min(cfg.reseed, cfg.population - 1)
+        return cfg.population + 1 + (cfg.reseed_samples if fresh else 0)
+
+    def _fresh_plans(self, st: _State) -> torch.Tensor | None:
+        """``reseed_samples`` new random plans at the end of a warm tick (new draws each tick,
+        deterministic per planner); ``None`` on a cold plan (its population is all sampled)."""
+        cfg = self.config
+        if st.warm is None or not min(cfg.reseed, cfg.population - 1):
+            return None
+        self._reseeds += 1
+        gen = torch.Generator(device=st.s0.device).manual_seed(
+            int(cfg.seed) * 1_000_003 + self._reseeds
+        )
+        return self.random_plans(cfg.reseed_samples, gen)
+
+    def _reseed(
+        self,
+        members: tuple[torch.Tensor, torch.Tensor],
+        goal: torch.Tensor,
+        plans: torch.Tensor,
+        rollouts: torch.Tensor,
+        costs: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last ``reseed`` members replaced by the best fresh plans and their rollouts
+        (ending at the goal, as every member's states do)."""
+        pop = self.config.population
+        fresh = min(self.config.reseed, pop - 1)
+        best = costs.topk(min(fresh, len(costs)), largest=False).indices
+        best = best[torch.arange(fresh, device=costs.device) % len(best)]
+        actions, states = members
+        actions[pop - fresh :] = plans[best]
+        states[pop - fresh :, :-1] = rollouts[best, :-1]
+        states[pop - fresh :, -1] = goal
+        return actions, states
 
     def _states(self, st: _State) -> torch.Tensor:
         """Full state sequence ``[P, T+1, *L]``: s_0, the virtual states, then the goal."""

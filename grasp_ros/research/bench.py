@@ -4,21 +4,21 @@ The paper's claim (Psenka et al., 2026): at long horizons GRASP succeeds more of
 CEM, gets there faster, and its advantage grows with the horizon. This tool measures that on
 grasp_ros's own world models in one run: for each environment, horizon and planner it plans
 ``--tasks`` tasks (``env.sample_task(H, seed)``, fixed seeds) under one wall-clock budget and
-iteration cap, executes the plans in the true environment (:mod:`bench_protocol`), times one
-iteration of each planner at each horizon, and writes JSON, Markdown and plots
-(:mod:`bench_report`) into ``--out``.
+iteration cap, executes each final plan in the true environment (:mod:`bench_protocol`, with
+the oracle's checks beside it), times one iteration of each planner at each horizon, and writes
+JSON, Markdown and plots (:mod:`bench_report`) into ``--out``. ``--closed-loop`` runs the
+closed-loop benchmark (:mod:`closed_loop`) with the same worlds, tasks and planners instead.
 
 Profiles set the defaults: ``quick`` (a minute on 2 CPU cores, for smoke tests) and ``full``
-(the published table); any option overrides its profile.
+(the published table: each GRASP against GD and CEM from equal starts); any option overrides
+its profile.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import math
 import os
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,19 +29,27 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import grasp_ros
 from grasp_ros.cli import add_options, option, parse
 from grasp_ros.envs import ENVS
-from grasp_ros.models import env_for_model, list_shipped_models, load_world_model
-from grasp_ros.models.loader import CHECKPOINT_DIR, resolve_device
-from grasp_ros.research import bench_report
+from grasp_ros.models.loader import resolve_device
+from grasp_ros.planning import PLANNERS
+from grasp_ros.research import bench_report, bench_stats, closed_loop
 from grasp_ros.research.bench_protocol import (
     BENCH_PLANNERS,
+    CLOCKS,
+    START_GROUPS,
     build_planner,
     encode_tasks,
     iteration_seconds,
-    run_closed_loop,
     run_open_loop,
+)
+from grasp_ros.research.bench_setup import (
+    _csv,
+    _model_override,
+    load_model,
+    machine_info,
+    model_info,
+    versions,
 )
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -56,35 +64,15 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "full": {
         "envs": ["wall", "maze"],
-        "planners": list(BENCH_PLANNERS),
+        # Each GRASP against GD and CEM from the same start: sampled, then the straight line.
+        "planners": [p for _, g, rivals in START_GROUPS[:2] for p in (g, *rivals)],
         "horizons": [20, 40, 60, 80],
-        "tasks": 20,
+        "tasks": 50,
         "budget_per_step": 0.03,
         "max_iters": 1000,
         "checks": 40,
     },
 }
-
-
-def _csv(kind: type, choices: list[str] | None = None) -> Any:
-    """argparse type for a comma-separated list of ``kind`` (optionally from ``choices``)."""
-
-    def parse(text: str) -> list[Any]:
-        items = [s.strip() for s in text.split(",") if s.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError("expected a comma-separated list")
-        try:
-            values = [kind(s) for s in items]
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not a list of {kind.__name__}s"
-            ) from None
-        bad = [v for v in values if choices is not None and v not in choices]
-        if bad:
-            raise argparse.ArgumentTypeError(f"unknown {bad}; choose from {', '.join(choices)}")
-        return values
-
-    return parse
 
 
 def _as_flags(profile: dict[str, Any]) -> str:
@@ -95,13 +83,6 @@ def _as_flags(profile: dict[str, Any]) -> str:
         + (",".join(map(str, v)) if isinstance(v, list) else str(v))
         for k, v in profile.items()
     )
-
-
-def _model_override(text: str) -> tuple[str, str]:
-    env, sep, spec = text.partition("=")
-    if not sep or not env or not spec:
-        raise argparse.ArgumentTypeError(f"expected ENV=SPEC (e.g. wall=out/wall.pt), got {text!r}")
-    return env, spec
 
 
 @dataclass
@@ -122,8 +103,9 @@ class BenchOptions:
     )
     planners: list[str] | None = option(
         None,
-        "comma-separated planners, e.g. grasp,gd,cem,collocation,grasp-nosync",
-        type=_csv(str, list(BENCH_PLANNERS)),
+        "comma-separated planners, e.g. grasp,gd,cem,collocation,grasp-nosync (closed loop: "
+        "also grasp-latent, grasp-paper)",
+        type=_csv(str, [*BENCH_PLANNERS, *(v for v in closed_loop.VARIANTS if v not in PLANNERS)]),
     )
     horizons: list[int] | None = option(
         None, "comma-separated horizons, e.g. 20,40,60,80", type=_csv(int)
@@ -136,6 +118,13 @@ class BenchOptions:
         type=float,
     )
     max_iters: int | None = option(None, "iteration cap, the same for every planner", type=int)
+    clock: str = option(
+        "wall",
+        "what the budget and times are measured on: 'wall' (the paper's protocol) or 'cpu' "
+        "(this process's CPU time: the same budgets under any load on a shared machine; "
+        "needs --threads 1) (default: wall)",
+        choices=sorted(CLOCKS),
+    )
     checks: int | None = option(
         None,
         "executions of the current plan in the true environment per budget, evenly "
@@ -144,7 +133,9 @@ class BenchOptions:
     )
     closed_loop: bool = option(
         False,
-        "run each task through PlannerRuntime with replanning instead of one open-loop plan",
+        "run the closed-loop benchmark instead (research/closed_loop: PlannerRuntime replanning "
+        "at --control-rate with default parameters, --planners as its variants); the budget, "
+        "iteration cap and checks are the open loop's only",
         action="store_true",
     )
     control_rate: float = option(
@@ -192,7 +183,17 @@ class BenchOptions:
             (self.max_iters >= 1, "--max-iters must be at least 1"),
             (self.checks >= 1, "--checks must be at least 1"),
             (self.control_rate > 0, "--control-rate must be positive"),
+            (
+                self.closed_loop or set(self.planners) <= set(BENCH_PLANNERS),
+                f"{sorted(set(self.planners) - set(BENCH_PLANNERS))} run in closed loop only "
+                "(--closed-loop)",
+            ),
             (self.threads >= 0, "--threads must be 0 or more"),
+            (
+                self.clock == "wall" or (self.threads == 1 and not self.device.startswith("cuda")),
+                "--clock cpu needs --threads 1 and a CPU device (CPU time adds up threads and "
+                "does not see a GPU)",
+            ),
             (
                 self.device in ("auto", "cpu") or self.device.startswith("cuda"),
                 f"--device {self.device!r}: use cpu, cuda, cuda:N or auto",
@@ -228,79 +229,17 @@ def parse_args(argv: list[str] | None) -> BenchOptions:
     return parse(BenchOptions, parser, argv)
 
 
-def machine_info() -> dict[str, Any]:
-    """Where the numbers were measured: CPU, cores, load (other work skews timings), GPU."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    cores = os.cpu_count()
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cores": cores,
-        "gpu": gpu,
-        "load_avg_1min_at_start": load,
-        "torch_threads": torch.get_num_threads(),
-        "summary": f"{cpu}, {cores} cores" + (f", {gpu}" if gpu else ""),
-    }
-
-
-def versions() -> dict[str, Any]:
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                cwd=Path(grasp_ros.__file__).parent,
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {
-        "grasp_ros": grasp_ros.__version__,
-        "git_commit": commit,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def model_info(spec: str, model: Any) -> dict[str, Any]:
-    """The model's spec, class and checkpoint hash: which weights produced the numbers."""
-    path = CHECKPOINT_DIR / f"{spec}.pt" if spec in list_shipped_models() else Path(spec)
-    info: dict[str, Any] = {"spec": spec, "class": type(model).__name__}
-    if path.is_file():
-        info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return info
-
-
-def load_model(env_name: str, spec: str, device: torch.device) -> tuple[Any, Any]:
-    """The world model for ``env_name`` and the reference world it was trained in."""
-    model = load_world_model(spec, device=device)
-    trained_in = getattr(model, "env_name", "")
-    if trained_in != env_name:
-        raise ValueError(
-            f"model {spec!r} was not trained in {env_name!r} (its env_name is "
-            f"{trained_in!r}); pass --model {env_name}=SPEC"
-        )
-    return model, env_for_model(model)
-
-
-def task_stats(tasks: list[Any]) -> dict[str, Any]:
+def task_stats(tasks: list[Any], fraction: float) -> dict[str, Any]:
+    """Task lengths at one horizon; ``capped`` when some task needs fewer than ``fraction`` x H
+    steps: the world has too few tasks that long, so the horizon only adds spare steps."""
     steps = [t.optimal_steps for t in tasks]
+    horizon = tasks[0].horizon
     return {
         "optimal_steps_mean": float(np.mean(steps)),
         "optimal_steps_min": int(min(steps)),
         "optimal_steps_max": int(max(steps)),
         "non_greedy": float(np.mean([t.non_greedy for t in tasks])),
+        "capped": bool(min(steps) < math.ceil(fraction * horizon)),
     }
 
 
@@ -327,36 +266,34 @@ def run(args: BenchOptions) -> dict[str, Any]:
         timing[env_name] = {p: {} for p in args.planners}
         for horizon in args.horizons:
             tasks = [env.sample_task(horizon, seed=s) for s in seeds]
-            task_info[env_name][str(horizon)] = task_stats(tasks)
+            fraction = getattr(env, "min_task_fraction", 0.0)  # worlds without one: not capped
+            task_info[env_name][str(horizon)] = task_stats(tasks, fraction)
             starts, goals = encode_tasks(model, tasks, device)
             cells: dict[str, Any] = {}
             for name in args.planners:
                 bar.set_postfix_str(f"{env_name} H={horizon} {name} timing")
                 timing[env_name][name][str(horizon)] = iteration_seconds(
-                    name, model, horizon, starts[0], goals[0]
+                    name, model, horizon, starts[0], goals[0], clock=args.clock
                 )
                 bar.update()
                 outcomes = []
                 for i, task in enumerate(tasks):
                     bar.set_postfix_str(f"{env_name} H={horizon} {name} task {i + 1}/{len(tasks)}")
-                    if args.closed_loop:
-                        res = run_closed_loop(
-                            model, env, task, name, args.max_iters, args.control_rate
-                        )
-                    else:
-                        planner = build_planner(name, model, horizon, args.max_iters, task.seed)
-                        res = run_open_loop(
-                            planner,
-                            env,
-                            task,
-                            starts[i],
-                            goals[i],
-                            budgets[str(horizon)],
-                            budgets[str(horizon)] / args.checks,
-                        )
+                    planner = build_planner(
+                        name, model, horizon, args.max_iters, task.seed, args.clock
+                    )
+                    res = run_open_loop(
+                        planner,
+                        env,
+                        task,
+                        starts[i],
+                        goals[i],
+                        budgets[str(horizon)],
+                        budgets[str(horizon)] / args.checks,
+                    )
                     outcomes.append(res.to_dict())
                     bar.update()
-                cells[name] = {"summary": bench_report.summarize(outcomes), "tasks": outcomes}
+                cells[name] = {"summary": bench_stats.summarize(outcomes), "tasks": outcomes}
             results[env_name][str(horizon)] = cells
     bar.close()
     return {
@@ -364,6 +301,7 @@ def run(args: BenchOptions) -> dict[str, Any]:
         "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "wall_time_s": time.perf_counter() - t_start,
         "machine": machine,
+        "load_avg_1min_at_end": os.getloadavg()[0],
         "device": str(device),
         "versions": code,
         "config": {
@@ -376,22 +314,36 @@ def run(args: BenchOptions) -> dict[str, Any]:
             "budget_per_step": args.budget_per_step,
             "budgets": budgets,
             "max_iters": args.max_iters,
+            "clock": args.clock,
             "checks": args.checks,
-            "closed_loop": args.closed_loop,
-            "control_rate": args.control_rate,
             "threads": args.threads,
         },
         "models": models,
         "tasks": task_info,
         "results": results,
         "iteration_seconds": timing,
-        "claims": bench_report.check_claims(results),
+        "claims": bench_stats.check_claims(
+            results,
+            {e: [h for h, t in info.items() if t["capped"]] for e, info in task_info.items()},
+        ),
     }
+
+
+def closed_loop_argv(args: BenchOptions) -> list[str]:
+    """``--closed-loop``'s options as :mod:`closed_loop`'s command line (its one protocol)."""
+    argv = ["--env", ",".join(args.envs), "--horizons", ",".join(map(str, args.horizons))]
+    argv += ["--variants", ",".join(args.planners), "--tasks", str(args.tasks)]
+    argv += ["--seed", str(args.seed), "--control-rate", str(args.control_rate)]
+    argv += ["--threads", str(args.threads), "--device", str(resolve_device(args.device))]
+    argv += ["--out", str(args.out), "--name", args.name]
+    return argv + [a for env, spec in args.model for a in ("--model", f"{env}={spec}")]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
     args = parse_args(argv)
+    if args.closed_loop:
+        return closed_loop.main(closed_loop_argv(args))
     try:
         record = run(args)
         paths = bench_report.write_results(record, args.out)

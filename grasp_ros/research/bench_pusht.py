@@ -29,11 +29,11 @@ import torch
 from torch import nn
 
 from grasp_ros.cli import add_options, option, parse
-from grasp_ros.envs import PointEnv
-from grasp_ros.models import WorldModel, list_shipped_models
+from grasp_ros.models import list_shipped_models
 from grasp_ros.models.loader import CHECKPOINT_DIR
 from grasp_ros.research import bench
 from grasp_ros.research.bench_protocol import build_planner, encode_tasks, run_open_loop
+from grasp_ros.research.bench_stats import wilson_interval
 from grasp_ros.research.conditioning import conditioning
 
 #: The paper's Table (Push-T, DINO-WM): horizon -> planner -> (success %, median seconds to
@@ -100,16 +100,6 @@ class PaperTableOptions:
     )
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate (sound at 0 or n successes, unlike p +- 2se)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def cell(tasks: list[dict[str, Any]]) -> dict[str, Any]:
     """Final-plan success, the oracle's success and median time to success, of one cell."""
     n = len(tasks)
@@ -117,7 +107,7 @@ def cell(tasks: list[dict[str, Any]]) -> dict[str, Any]:
     oracle = [t.get("oracle_success", t["success"]) for t in tasks]
     times = [t.get("oracle_time_to_success", t.get("time_to_success")) for t in tasks]
     times = [s for s, ok in zip(times, oracle, strict=True) if ok and s is not None]
-    low, high = wilson(wins, n)
+    low, high = wilson_interval(wins, n)
     return {
         "n": n,
         "success": wins / n if n else math.nan,
@@ -127,30 +117,12 @@ def cell(tasks: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-class _Unprojected(WorldModel):
-    """``model`` without ``project``: the benchmark compares ``project`` (the agent's position)
-    with the goal state's success test, a point-world figure that a Push-T state (the block's
-    pose) does not fit; the planners see the same model."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__(model.latent_shape, model.action_dim, model.action_low, model.action_high)
-        self.inner = model
-        self.env_name = model.env_name
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        return self.inner.encode(images)
-
-    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return self.inner(latents, actions)
-
-
 def run_model(spec: str, opts: PaperTableOptions) -> dict[str, Any]:
     """grasp-ros-bench's open-loop protocol (:func:`bench_protocol.run_open_loop`) for one
     model: every planner on the same tasks and budgets. The per-iteration time is each run's
     own (planner-clock seconds over iterations), not a separate timing pass, which at
     patch-token scale would cost more CPU time than the runs."""
     model, env = bench.load_model(opts.env, spec, torch.device("cpu"))
-    planned = model if isinstance(env, PointEnv) else _Unprojected(model)
     cells: dict[int, dict[str, Any]] = {}
     iteration: dict[str, dict[str, float]] = {p: {} for p in opts.planners}
     outcomes: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -162,7 +134,7 @@ def run_model(spec: str, opts: PaperTableOptions) -> dict[str, Any]:
         for p in opts.planners:
             runs = []
             for i, task in enumerate(tasks):
-                planner = build_planner(p, planned, h, opts.max_iters, int(task.seed or 0))
+                planner = build_planner(p, model, h, opts.max_iters, int(task.seed or 0))
                 res = run_open_loop(planner, env, task, starts[i], goals[i], budget,
                                     budget / opts.checks)  # fmt: skip
                 runs.append(res.to_dict())

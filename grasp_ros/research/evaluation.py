@@ -145,3 +145,73 @@ def planning_check(
         out[f"planning_success_{name}"] = wins / tasks
         out[f"planning_seconds_{name}"] = float(np.median(times))
     return out
+
+
+def expert_check(
+    model: WorldModel, env: Any, tasks: int = 20, horizon: int = 50, seed: int = 50_000
+) -> dict[str, float]:
+    """Does the model know pushing? Push-T's scripted expert's own solutions, in the model.
+
+    On ``tasks`` held-out tasks (``env.sample_task(horizon, seed + i)``, whose
+    ``expert_actions`` reach the goal exactly in the true world):
+
+    - ``expert_final_mse``: latent MSE between the model's open-loop rollout of the expert's
+      actions from the start image and the goal image's latent: the planners' cost of a plan
+      known to succeed. ``expert_still_mse`` is the same cost for the true final frame with
+      the block left at its start pose (the agent where the expert ends): a model whose
+      rollout scores no better than that cannot tell a push from a miss. ``expert_start_mse``:
+      the start's cost.
+    - ``push_recall``: of the expert's steps that move the block (a point of its outline by
+      more than 2 units), the share where the model's one-step prediction from the true frame
+      lies nearer the true next frame's latent than that of the same frame with the block
+      left where it was.
+    """
+    from grasp_ros.envs.pusht import block_outline
+
+    model.eval()
+    sampled = [env.sample_task(horizon, seed=seed + i) for i in range(tasks)]
+    states = []
+    for task in sampled:
+        s = [task.start_state]
+        for a in task.expert_actions:
+            s.append(env.step_states(s[-1][None], a[None])[0])
+        states.append(np.stack(s))
+    states_ = np.stack(states)  # [N, T+1, 7]
+    actions = torch.from_numpy(np.stack([t.expert_actions for t in sampled])).float()
+    still = states_[:, 1:].copy()
+    still[..., 2:5] = states_[:, :-1, 2:5]  # the block where it was before each step
+    end_still = states_[:, -1].copy()
+    end_still[:, 2:5] = states_[:, 0, 2:5]
+    n, length = actions.shape[:2]
+
+    def encode(s: np.ndarray) -> torch.Tensor:
+        chunks = [env.render_states(s[i : i + 512]) for i in range(0, len(s), 512)]
+        with torch.no_grad():
+            return torch.cat([model.encode(to_tensor(c)) for c in chunks])
+
+    z = encode(states_.reshape(-1, 7)).reshape(n, length + 1, *model.latent_shape)
+    z_still = encode(still.reshape(-1, 7)).reshape(n, length, *model.latent_shape)
+    z_end_still = encode(end_still)
+    z_goal = encode(np.stack([t.goal_state for t in sampled]))
+
+    def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).pow(2).flatten(a.dim() - len(model.latent_shape)).mean(-1)
+
+    with torch.no_grad():
+        rollout = z[:, 0]
+        for t in range(length):
+            rollout = model(rollout, actions[:, t])
+        one_step = model(z[:, :-1].flatten(0, 1), actions.flatten(0, 1)).reshape(z_still.shape)
+    outline = block_outline(states_.reshape(-1, 7)).reshape(n, length + 1, -1, 2)
+    moved = torch.from_numpy(np.linalg.norm(np.diff(outline, axis=1), axis=-1).max(-1) > 2.0)
+    nearer = mse(one_step, z[:, 1:]) < mse(one_step, z_still)
+    return {
+        "expert_tasks": float(n),
+        "expert_horizon": float(horizon),
+        "expert_final_mse": float(mse(rollout, z_goal).mean()),
+        "expert_final_mse_max": float(mse(rollout, z_goal).max()),
+        "expert_still_mse": float(mse(z_end_still, z_goal).mean()),
+        "expert_start_mse": float(mse(z[:, 0], z_goal).mean()),
+        "push_steps": float(moved.sum()),
+        "push_recall": float(nearer[moved].float().mean()),
+    }

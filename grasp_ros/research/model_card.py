@@ -192,8 +192,8 @@ every token, {t["depth"]} pre-norm ViT blocks ({t["heads"]} heads) over the toke
 token to its image patch; position head `project()` on the mean token.
 
 ## Data
-{t["episodes"]} random-exploration episodes x {t["episode_length"]} steps ({frames} frames) in
-`{t["env"]}` (`random_rollouts`, a share {t["still_prob"]:g} of zero actions), seed {t["seed"]}.
+{_patch_data(t)} x {t["episode_length"]} steps ({frames} frames) in
+`{t["env"]}`, seed {t["seed"]}.
 Held out: {t["eval_episodes"]} episodes from seed {t["seed"] + 10_000}.
 
 ## Training
@@ -204,8 +204,9 @@ Held out: {t["eval_episodes"]} episodes from seed {t["seed"] + 10_000}.
 {m["random_encoder_geometry_corr"]:.3f}
    for the random, untrained encoder (what a frozen random encoder would give the planners'
    cost), {m["geometry_corr"]:.3f} after training.
-2. Predictor, {t["dynamics_steps"]} steps of {t["rollout_batch_size"]} open-loop rollouts of
-   {t["rollout_steps"]} steps on the frozen tokens. Final training rollout MSE: \
+2. Predictor{_patch_stage2_init(t)}, {t["dynamics_steps"]} steps of
+   {t["rollout_batch_size"]} open-loop rollouts of {t["rollout_steps"]} steps on the frozen
+   tokens. Final training rollout MSE: \
 {m["final_rollout_loss"]:.2e}.
 
 No planner-in-the-loop rounds and no learned cost-to-go head (planners use the latent MSE).
@@ -222,7 +223,7 @@ No planner-in-the-loop rounds and no learned cost-to-go head (planners use the l
 | decoder MSE / PSNR | {m["decoder_mse"]:.2e} / {m["decoder_psnr_db"]:.1f} dB |
 | corr(latent distance, state distance) | {m["geometry_corr"]:.3f} |
 | latent variance in top 3 principal directions | {100 * m["variance_top3"]:.1f}% |
-{fidelity}
+{fidelity}{_expert_section(m)}
 ## Conditioning of the serial rollout (`grasp_ros.research.conditioning`)
 {int(m["conditioning_rollouts"])} rollouts of {int(m["conditioning_horizon"])} random exploration
 steps from encoded start frames.
@@ -241,3 +242,41 @@ def _patch_stage1(t: dict[str, Any]) -> str:
     if t["representation_steps"] == 0 and t.get("init"):
         return f"taken unchanged from `{t['init']}` (`--init`)"
     return f"{t['representation_steps']} steps of {2 * t['batch_size']} frames"
+
+
+def _patch_data(t: dict[str, Any]) -> str:
+    n_expert = round(t.get("expert_share", 0.0) * t["episodes"])
+    random = (
+        f"{t['episodes'] - n_expert} random-exploration episodes (`random_rollouts`, a share "
+        f"{t['still_prob']:g} of zero actions)"
+    )
+    if not n_expert:
+        return random
+    return (
+        f"{random} and {n_expert} episodes of the scripted pushing expert "
+        f"(`expert_rollouts`: `PushExpert`, action noise std {t['expert_noise']:g}), each"
+    )
+
+
+def _patch_stage2_init(t: dict[str, Any]) -> str:
+    return f" (starting from `{t['init']}`)" if t.get("init") else ""
+
+
+def _expert_section(m: dict[str, float]) -> str:
+    """The card's pushing check (:func:`grasp_ros.research.evaluation.expert_check`)."""
+    if "push_recall" not in m:
+        return ""
+    return f"""
+## Does it know pushing? (`grasp_ros.research.evaluation.expert_check`)
+{int(m["expert_tasks"])} held-out tasks at H = {int(m["expert_horizon"])}; the scripted expert's
+actions solve each one in the true world.
+
+| figure | value |
+|---|---|
+| latent MSE to the goal: start | {m["expert_start_mse"]:.4f} |
+| ... the model's rollout of the expert's actions (mean / largest) | \
+{m["expert_final_mse"]:.4f} / {m["expert_final_mse_max"]:.4f} |
+| ... the true final frame with the block left unmoved | {m["expert_still_mse"]:.4f} |
+| one-step predictions that move the block when it moves ({int(m["push_steps"])} steps) | \
+{100 * m["push_recall"]:.0f}% |
+"""

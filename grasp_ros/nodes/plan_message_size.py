@@ -56,7 +56,7 @@ def measure(model_spec: str, horizon: int, latents: bool, reps: int, pub, device
     """Size and median times (seconds) of one plan message, ``reps`` times over."""
     model = load_world_model(model_spec, device=device)
     plan = synthetic_plan(model, horizon)
-    scale = schema.SCHEMA["world_scale"].default or metres_per_unit(getattr(model, "env_name", ""))
+    scale = metres_per_unit(getattr(model, "env_name", ""))  # world_scale's default, 0
     hdr = M.header(M.time_msg(0.0), "map")
     t_fields, t_msg, t_pub = [], [], []
     for _ in range(reps):

@@ -44,11 +44,11 @@ from grasp_ros.research.bench_protocol import (
     run_open_loop,
 )
 from grasp_ros.research.bench_setup import (
-    _csv,
-    _model_override,
+    csv_type,
     load_model,
     machine_info,
     model_info,
+    model_override,
     versions,
 )
 
@@ -99,16 +99,18 @@ class BenchOptions:
         None,
         "comma-separated environments, e.g. wall,maze",
         "--env",
-        type=_csv(str, sorted(ENVS)),
+        type=csv_type(str, sorted(ENVS)),
     )
     planners: list[str] | None = option(
         None,
         "comma-separated planners, e.g. grasp,gd,cem,collocation,grasp-nosync (closed loop: "
         "also grasp-latent, grasp-paper)",
-        type=_csv(str, [*BENCH_PLANNERS, *(v for v in closed_loop.VARIANTS if v not in PLANNERS)]),
+        type=csv_type(
+            str, [*BENCH_PLANNERS, *(v for v in closed_loop.VARIANTS if v not in PLANNERS)]
+        ),
     )
     horizons: list[int] | None = option(
-        None, "comma-separated horizons, e.g. 20,40,60,80", type=_csv(int)
+        None, "comma-separated horizons, e.g. 20,40,60,80", type=csv_type(int)
     )
     tasks: int | None = option(None, "tasks per horizon (seeds SEED..SEED+N-1)", type=int)
     seed: int = option(0, "first task seed (default: 0)", type=int)
@@ -145,7 +147,7 @@ class BenchOptions:
         [],
         "world model for ENV instead of the shipped one (a checkpoint path, "
         "TorchScript file or package.module:factory); repeatable",
-        type=_model_override,
+        type=model_override,
         action="append",
         metavar="ENV=SPEC",
     )

@@ -74,7 +74,7 @@ PLANNERS = ("cem", "gd", "collocation", "grasp")
 LABELS = {"cem": "CEM", "gd": "GD", "collocation": "LatCo-style", "grasp": "GRASP"}
 
 
-def _csv(kind: type) -> Any:
+def csv_type(kind: type) -> Any:
     return lambda text: [kind(s) for s in text.split(",") if s.strip()]
 
 
@@ -86,8 +86,8 @@ class PaperTableOptions:
     model: list[str] = option(
         [], "world model spec, repeatable (default: the world's shipped model)", action="append"
     )
-    horizons: list[int] = option([40, 50, 60, 70, 80], "horizons", type=_csv(int))
-    planners: list[str] = option(list(PLANNERS), "planners", type=_csv(str))
+    horizons: list[int] = option([40, 50, 60, 70, 80], "horizons", type=csv_type(int))
+    planners: list[str] = option(list(PLANNERS), "planners", type=csv_type(str))
     tasks: int = option(8, "tasks per horizon", type=int)
     budget_per_step: float = option(0.1, "planning seconds per horizon step", type=float)
     max_iters: int = option(1000, "iteration cap of every planner", type=int)

@@ -25,7 +25,7 @@ from grasp_ros.models import env_for_model, list_shipped_models, load_world_mode
 from grasp_ros.models.loader import CHECKPOINT_DIR
 
 
-def _csv(kind: type, choices: list[str] | None = None) -> Any:
+def csv_type(kind: type, choices: list[str] | None = None) -> Any:
     """argparse type for a comma-separated list of ``kind`` (optionally from ``choices``)."""
 
     def parse(text: str) -> list[Any]:
@@ -46,7 +46,7 @@ def _csv(kind: type, choices: list[str] | None = None) -> Any:
     return parse
 
 
-def _model_override(text: str) -> tuple[str, str]:
+def model_override(text: str) -> tuple[str, str]:
     env, sep, spec = text.partition("=")
     if not sep or not env or not spec:
         raise argparse.ArgumentTypeError(f"expected ENV=SPEC (e.g. wall=out/wall.pt), got {text!r}")

@@ -42,11 +42,11 @@ from grasp_ros.control.episode import EpisodeHooks, Tick, run_episode
 from grasp_ros.envs import ENVS, Task, World
 from grasp_ros.research.bench_protocol import BENCH_PLANNERS, planner_spec
 from grasp_ros.research.bench_setup import (
-    _csv,
-    _model_override,
+    csv_type,
     load_model,
     machine_info,
     model_info,
+    model_override,
     versions,
 )
 from grasp_ros.research.bench_stats import wilson_interval
@@ -245,12 +245,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     names = [*VARIANTS, *(b for b in BENCH_PLANNERS if b not in VARIANTS)]
-    p.add_argument("--env", default="wall,maze", type=_csv(str, sorted(ENVS)), help="worlds")
-    p.add_argument("--horizons", default="20,40", type=_csv(int), help="task lengths H")
+    p.add_argument("--env", default="wall,maze", type=csv_type(str, sorted(ENVS)), help="worlds")
+    p.add_argument("--horizons", default="20,40", type=csv_type(int), help="task lengths H")
     p.add_argument(
         "--variants",
         default="grasp,gd,cem,grasp-latent,grasp-paper",
-        type=_csv(str, names),
+        type=csv_type(str, names),
         help=f"comma-separated, from {', '.join(names)}",
     )
     p.add_argument("--tasks", type=int, default=20, help="tasks per cell")
@@ -263,7 +263,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="the runtime's device parameter")
     p.add_argument(
         "--model",
-        type=_model_override,
+        type=model_override,
         action="append",
         default=[],
         metavar="ENV=SPEC",

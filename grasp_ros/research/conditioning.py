@@ -30,6 +30,7 @@ from torch import nn
 from torch.func import jvp, vjp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from grasp_ros.envs import random_rollouts
 from grasp_ros.models.base import to_tensor
 
 
@@ -63,8 +64,6 @@ def conditioning(
     ``env`` needs ``render_states`` and the batched random exploration of
     :func:`grasp_ros.envs.random_rollouts` (``random_states``, ``step_states``).
     """
-    from grasp_ros.envs import random_rollouts
-
     model.eval()
     states, actions = random_rollouts(env, rollouts, horizon, seed)
     a = torch.from_numpy(actions).float()

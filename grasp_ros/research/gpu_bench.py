@@ -47,7 +47,7 @@ from grasp_ros.models.base import to_tensor
 from grasp_ros.models.compiled import COMPILE_MODES, CompiledForward
 from grasp_ros.research import gpu_bench_report
 from grasp_ros.research import gpu_measure as M
-from grasp_ros.research.bench import _csv, machine_info, versions
+from grasp_ros.research.bench_setup import csv_type, machine_info, versions
 from grasp_ros.research.patch_model import PatchTokenModel
 
 P2_PLANNERS = ("grasp", "grasp-nosync", "gd", "cem")
@@ -213,12 +213,12 @@ class GpuBenchOptions:
     )
     device: str = option("auto", "cpu, cuda, cuda:N or auto (cuda when present) (default: auto)")
     horizons: list[int] | None = option(
-        None, "comma-separated horizons (default: the profile's)", type=_csv(int)
+        None, "comma-separated horizons (default: the profile's)", type=csv_type(int)
     )
     compile_modes: list[str] | None = option(
         None,
         "comma-separated torch.compile modes to time, 'off' for none (default: the profile's)",
-        type=_csv(str, list(COMPILE_MODES)),
+        type=csv_type(str, list(COMPILE_MODES)),
     )
     threads: int = option(1, "torch CPU threads, 0 keeps torch's default (default: 1)", type=int)
     out: Path = option(Path("bench/results"), "output folder (default: bench/results)", type=Path)

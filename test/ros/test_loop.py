@@ -74,8 +74,10 @@ def test_the_loop_runs_at_the_control_rate_and_the_plan_is_drawn(probe, launcher
     # The stamps are the control timer's: mostly one period apart; a tick the timer could not
     # start in time (a loaded machine) is skipped, not squeezed in (loose bounds: 2 shared cores).
     # Measure in steady state: the visualiser and the sim load torch after the planner is up,
-    # and on 2 cores that start-up alone cost half the ticks of a 5 s window once.
+    # and on 2 cores that start-up alone cost half the ticks of a 5 s window once. The visualiser
+    # draws as soon as it is up (it loads no model for lean plans), so wait for the sim too.
     assert probe.spin_until(lambda: markers and paths, 60.0), "the visualiser never drew a plan"
+    assert probe.spin_until(lambda: executed, 60.0), "the sim executed nothing"
     probe.spin_for(2.0)
     first = len(actions)
     probe.spin_for(5.0)

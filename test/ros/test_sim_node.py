@@ -78,6 +78,9 @@ def test_a_planner_with_use_sim_time_plans_on_the_simulators_clock(probe, launch
     launcher.start("planner_node", params=planner, remaps={"image": "camera/image_raw"})
     ok = lambda: [m for _, m in statuses if m.status == PlannerStatus.OK]  # noqa: E731
     assert probe.spin_until(lambda: len(ok()) >= 3, 120.0), [m.message for _, m in statuses[-3:]]
+    # The probe discovers the sim's /clock publisher on its own schedule, which can lag the
+    # planner's by more than three ticks.
+    probe.spin_until(lambda: clock, 10.0)
     # Simulated time is a whole number of step periods (0.1 s); a wall-clock stamp almost never.
     stamps = [_ns(m.header.stamp) for m in ok()]
     assert all(t % 100_000_000 == 0 for t in stamps) and clock, stamps

@@ -1,8 +1,9 @@
 """With ``use_sim_time`` the planner ticks on the ``/clock`` the test publishes.
 
 While the clock is held still, no ticks; while it runs five times faster than the wall clock,
-ticks come more often per wall second, at most one per control period of sim time. This is what
-makes `ros2 bag play --clock` replays (paused, stepped or sped up) behave like the robot.
+the ticks' times run ahead of the wall clock, at most one tick per control period of sim time.
+This is what makes `ros2 bag play --clock` replays (paused, stepped or sped up) behave like the
+robot.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ def test_ticks_follow_the_ros_clock(probe, launcher):
 
     def run_clock(start: float, speed: float, wall_seconds: float) -> float:
         """Run /clock at ``speed`` x the wall clock, a message about every 20 ms; the sim time
-        reached. No step exceeds 0.9 periods, so a slow loop (a loaded machine) slows the clock
-        down rather than making the timer skip ticks; the ticks must follow the clock either way.
+        reached. On a loaded machine the messages come further apart and the clock jumps further:
+        it still runs at ``speed``, and the ticks must follow it either way.
         """
         sim, t0 = start, time.monotonic()
         while (elapsed := time.monotonic() - t0) < wall_seconds:
-            sim = min(start + speed * elapsed, sim + 0.9 / RATE)
+            sim = start + speed * elapsed
             clock.publish(Clock(clock=Time(nanoseconds=round(sim * 1e9)).to_msg()))
             probe.spin_for(0.02)
         return sim
@@ -49,17 +50,18 @@ def test_ticks_follow_the_ros_clock(probe, launcher):
     run_clock(sim, 0.0, 2.0)
     assert len(statuses) <= 1, f"{len(statuses)} ticks while the clock stood still"
 
+    # How many ticks a wall second holds depends on the machine (a tick the node cannot start in
+    # time is skipped: rclpy's /clock subscription keeps only the newest message, so a node that
+    # lags sees the clock jump several periods). What must hold: at most one tick per control
+    # period of sim time, and the ticks' own times run ahead of the wall clock as the clock does.
     statuses.clear()
-    wall = time.monotonic()
-    span = run_clock(sim, SPEED, 2.0) - sim
-    wall = time.monotonic() - wall
-    assert span > 2.0 * wall, f"the test's clock ran only {span / wall:.1f} x real time"
+    start, deadline = sim, time.monotonic() + 60.0
+    arrivals = lambda: statuses[-1][0] - statuses[0][0] if statuses else 0.0  # noqa: E731
+    while (len(statuses) < 10 or arrivals() < 1.0) and time.monotonic() < deadline:
+        sim = run_clock(sim, SPEED, 0.5)
     probe.spin_for(0.3)  # the last ticks' statuses
-    # At most one tick per control period of sim time. A tick the node cannot start in time is
-    # skipped (rclpy's /clock subscription keeps only the newest message, so a node that lags sees
-    # the clock jump several periods), so how many ticks come depends on the machine; what must
-    # hold is that the ticks' own times run ahead of the wall clock, as the clock does.
-    assert 3 <= len(statuses) <= span * RATE + 2, (len(statuses), span, wall)
+    assert len(statuses) >= 10 and arrivals() >= 1.0, f"{len(statuses)} ticks in 60 s"
     stamps = [Time.from_msg(m.header.stamp).nanoseconds * 1e-9 for _, m in statuses]
-    assert stamps[-1] - stamps[0] > 2.0 * wall, (stamps[0], stamps[-1], wall)
-    assert min(np.diff(stamps)) > 0.5 / RATE
+    assert all(np.diff(stamps) > 0), "tick stamps went backwards"
+    assert len(statuses) <= (sim - start) * RATE + 2, (len(statuses), sim - start)
+    assert stamps[-1] - stamps[0] > 2.0 * arrivals(), (stamps[0], stamps[-1], arrivals())

@@ -59,6 +59,18 @@ def test_checkpoint_loads_through_the_loader(tmp_path):
     assert torch.equal(loaded.encode(images), model.eval().encode(images))
 
 
+def test_the_encoders_work_size_travels_in_the_checkpoint(tmp_path):
+    model = tiny(work_size=64)
+    assert model.patch == 64 // model.grid
+    torch.save(model.checkpoint(), tmp_path / "m.pt")
+    images = torch.rand(2, 3, 64, 64)
+    loaded = load_world_model(tmp_path / "m.pt", device="cpu")
+    assert torch.equal(loaded.encode(images), model.eval().encode(images))
+    older = tiny().checkpoint()  # written before work_size existed: the encoder's 32
+    del older["config"]["work_size"]
+    assert PatchWorldModel.from_checkpoint(older).work_size == 32
+
+
 def test_a_checkpoint_whose_config_does_not_match_its_weights_is_refused(tmp_path):
     ckpt = tiny().checkpoint()
     ckpt["config"]["dim"] = 4096

@@ -29,7 +29,8 @@ from torch import nn
 from grasp_ros.models.base import WorldModel
 
 FORMAT = "grasp_ros.patch/1"
-#: Inputs are area-resampled to this side first (a CPU-speed choice, as in the reference model).
+#: Inputs are area-resampled to this side first by default (a CPU-speed choice, as in the
+#: reference model); ``work_size`` changes it.
 WORK_SIZE = 32
 
 
@@ -65,7 +66,11 @@ class PatchWorldModel(WorldModel):
 
     Args:
         image_size: side of the square images ``encode`` takes and ``decode`` returns.
-        grid: tokens per side (``grid * grid`` tokens); must divide :data:`WORK_SIZE`.
+        grid: tokens per side (``grid * grid`` tokens); must divide ``work_size``.
+        work_size: side the encoder resamples images to before its stem. At 32 a pixel of
+            Push-T's 512-unit board is 16 units, about the agent's radius, and the contact that
+            decides whether a push moves the block is below a pixel; 64 keeps a 64-pixel
+            image whole (the predictor's cost does not change, the encoder's grows 4x).
         dim: token size.
         depth: transformer blocks in the predictor.
         heads: attention heads per block.
@@ -91,10 +96,11 @@ class PatchWorldModel(WorldModel):
         env_name: str = "",
         action_low: float | list[float] = -1.0,
         action_high: float | list[float] = 1.0,
+        work_size: int = WORK_SIZE,
     ) -> None:
         super().__init__((grid * grid, dim), action_dim, action_low, action_high)
-        if WORK_SIZE % grid or grid > WORK_SIZE // 2:
-            raise ValueError(f"grid={grid} must divide {WORK_SIZE} and be at most {WORK_SIZE // 2}")
+        if work_size % grid or grid > work_size // 2:
+            raise ValueError(f"grid={grid} must divide {work_size} and be at most {work_size // 2}")
         if dim % heads or channels % heads:
             raise ValueError(
                 f"dim={dim} and channels={channels} must be multiples of heads={heads}"
@@ -112,12 +118,14 @@ class PatchWorldModel(WorldModel):
             "env_name": env_name,
             "action_low": action_low,
             "action_high": action_high,
+            "work_size": work_size,
         }
         self.image_size = image_size
         self.env_name = env_name
         self.world_size = world_size
         self.grid = grid
-        self.patch = WORK_SIZE // grid
+        self.work_size = work_size
+        self.patch = work_size // grid
         c = channels
         self.stem = nn.Sequential(
             nn.Conv2d(3, c, 3, 1, 1),
@@ -155,7 +163,8 @@ class PatchWorldModel(WorldModel):
         ]
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        small = F.interpolate(images, size=(WORK_SIZE, WORK_SIZE), mode="area")
+        size = (self.work_size, self.work_size)
+        small = F.interpolate(images, size=size, mode="area")
         x = self.stem(small * 2 - 1).flatten(2).transpose(1, 2) + self.encoder_pos
         return self.encoder_out(self.encoder_block(x))
 

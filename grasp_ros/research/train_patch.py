@@ -89,6 +89,9 @@ class PatchTrainOptions:
     depth: int = option(2, "predictor transformer blocks", type=int)
     heads: int = option(4, "attention heads", type=int)
     image_size: int = option(64, "image side in pixels", type=int)
+    work_size: int = option(
+        32, "side the encoder resamples images to (64: Push-T's contacts above a pixel)", type=int
+    )
     still_prob: float = option(0.1, "share of held random actions that are zero", type=float)
     threads: int = option(1, "torch threads (0: torch's default)", type=int)
     conditioning_horizon: int = option(50, "rollout length of the conditioning check", type=int)
@@ -230,6 +233,7 @@ def run(args: PatchTrainOptions) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     model = PatchWorldModel(
         image_size=args.image_size,
+        work_size=args.work_size,
         grid=args.grid,
         dim=args.dim,
         depth=args.depth,

@@ -54,6 +54,46 @@ def test_expert_share_mixes_episodes_and_is_checked():
     assert args.problems()
 
 
+def test_push_weight_draws_rollouts_that_start_with_a_push():
+    from types import SimpleNamespace
+
+    from grasp_ros.research.training import train_dynamics
+
+    states = torch.zeros(2, 6, 7)
+    states[0, 3:, 2] = 10.0  # episode 0's block moves 10 units in its step 2 (2 -> 3)
+    weights = train_patch.rollout_weights(states, rollout_steps=2, push_weight=4.0)
+    assert weights.shape == (2, 4)
+    assert weights[0, 2] == 5.0 and (weights.flatten().sum() - 5.0) == 7.0
+    assert train_patch.rollout_weights(states, 2, 0.0).eq(1).all()
+
+    # train_dynamics draws (episode, start) pairs in proportion to such weights: with every
+    # weight on one start, each rollout it trains on is that one.
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def dynamics_parameters(self):
+            return [self.w]
+
+        def forward(self, z, a):
+            seen.append(a[:, 0].clone())
+            return z + self.w
+
+    actions = torch.arange(2 * 5, dtype=torch.float32).view(2, 5, 1)
+    only = torch.zeros(2, 4)
+    only[1, 3] = 1.0
+    args = SimpleNamespace(seed=0, rollout_batch_size=8, rollout_steps=2, lr=1e-3)
+    train_dynamics(args, Spy(), (torch.zeros(2, 6, 3), actions, only), None, "t", 2, 0, None)
+    assert torch.cat(seen).unique().tolist() == [8.0, 9.0]  # episode 1, steps 3 and 4
+
+    for argv in (["pusht", "--push-weight=-1"], ["wall", "--model", "patch", "--push-weight", "2"]):
+        with pytest.raises(SystemExit):
+            train_patch.parse_args(argv)
+
+
 def test_expert_check_scores_an_identity_model_like_the_start():
     torch.manual_seed(0)
     model = PatchWorldModel(

@@ -288,8 +288,10 @@ def train_dynamics(
 ) -> torch.Tensor:
     """Stage 2 (and each planner round): open-loop rollouts on frozen latents.
 
-    ``pool`` is ``(latents [E, L+1, D], actions [E, L, A], weights [E])``: episodes are drawn
-    with probability proportional to their weight. Returns the last batch's loss.
+    ``pool`` is ``(latents [E, L+1, D], actions [E, L, A], weights)``: rollouts start in
+    episodes drawn in proportion to ``weights [E]`` at a uniform step, or, for ``weights
+    [E, L - rollout_steps + 1]``, at the (episode, step) drawn in proportion to it. Returns the
+    last batch's loss.
     """
     latents, actions, weights = pool
     length = actions.shape[1]
@@ -303,8 +305,13 @@ def train_dynamics(
     loss = torch.zeros(())
     for step in bar:
         g = torch.Generator().manual_seed(args.seed * 1_000_003 + 500_009 + salt + step)
-        e = torch.multinomial(weights, args.rollout_batch_size, replacement=True, generator=g)
-        t0 = torch.randint(length - k + 1, (args.rollout_batch_size,), generator=g)
+        if weights.dim() == 2:
+            flat = weights.flatten()
+            pick = torch.multinomial(flat, args.rollout_batch_size, replacement=True, generator=g)
+            e, t0 = pick // weights.shape[1], pick % weights.shape[1]
+        else:
+            e = torch.multinomial(weights, args.rollout_batch_size, replacement=True, generator=g)
+            t0 = torch.randint(length - k + 1, (args.rollout_batch_size,), generator=g)
         idx = t0[:, None] + torch.arange(k + 1)
         for group in opt.param_groups:
             group["lr"] = _lr(args, step, steps)

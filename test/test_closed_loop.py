@@ -288,6 +288,7 @@ def test_the_closed_loop_benchmark_writes_its_table(tmp_path) -> None:
     assert run["variants"]["grasp-paper"]["objective"] == "latent_mse"
     table = (tmp_path / "t.md").read_text()
     assert "| wall | 20 | grasp-paper |" in table and "at most 3 steps per episode" in table
+    assert f"wall `{run['models']['wall']['spec']}` (sha256 " in table
 
 
 def test_the_closed_loop_targets_are_checked_on_the_run() -> None:

@@ -158,7 +158,12 @@ def markdown(run: dict[str, Any]) -> str:
         f"{cfg['plan_horizon'] or 'default (30)'}; tasks `sample_task(H, seed)` for seeds "
         f"{cfg['seed']}..{cfg['seed'] + cfg['tasks'] - 1} (H: task length, the steps the "
         f"world's expert or shortest path needs, up to H); at most {limit}. "
-        "Success: the world's own success test on the final state (no oracle).",
+        "Success: the world's own success test on the final state (no oracle). Models: "
+        + ", ".join(
+            f"{env} `{info['spec']}` (sha256 {info.get('sha256', '?')})"
+            for env, info in run.get("models", {}).items()
+        )
+        + ".",
         "",
         "| world | H | variant | success (95% CI) | ticks / optimal | solve p50 / p99 "
         "| iterations / tick | deadline misses |",

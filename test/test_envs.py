@@ -24,8 +24,9 @@ def _fewest_steps(env, task: Task, max_steps: int) -> int | None:
         gap = np.linalg.norm(frontier[:, :2] - task.goal_state[None, :2], axis=1)
         if (gap < env.success_radius).any():
             return t
-        nxt = env.step_states(np.repeat(frontier, len(moves), 0),
-                              np.tile(moves, (len(frontier), 1)))
+        nxt = env.step_states(
+            np.repeat(frontier, len(moves), 0), np.tile(moves, (len(frontier), 1))
+        )
         keys = np.round(nxt[:, :2] * 2).astype(int)
         _, first = np.unique(keys, axis=0, return_index=True)
         fresh = [i for i in first if tuple(keys[i]) not in seen]
@@ -120,8 +121,7 @@ def test_maze_agent_slides_along_walls_and_never_enters_them():
     assert env.state[0] == pytest.approx(14.0)  # slid right, stopped going up
 
 
-@pytest.mark.parametrize(("name", "horizons"), [("wall", [10, 20, 30, 40]),
-                                                ("maze", [20, 50, 80])])
+@pytest.mark.parametrize(("name", "horizons"), [("wall", [10, 20, 30, 40]), ("maze", [20, 50, 80])])
 def test_tasks_need_about_the_requested_horizon(name, horizons):
     env = make_env(name)
     for horizon in horizons:

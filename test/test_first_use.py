@@ -89,7 +89,7 @@ def test_the_progress_bar_total_is_set_once_and_a_cold_tick_says_what_it_does(
 
 
 def test_a_corrupt_checkpoint_is_called_corrupt_without_unsafe_advice(tmp_path) -> None:
-    good = (Path(load_world_model.__code__.co_filename).parent / "checkpoints" / "wall.pt")
+    good = Path(load_world_model.__code__.co_filename).parent / "checkpoints" / "wall.pt"
     data = good.read_bytes()
     cut = tmp_path / "cut.pt"
     cut.write_bytes(data[: len(data) // 2])

@@ -75,8 +75,13 @@ def test_shipped_model_predicts_held_out_transitions_as_its_card_states(shipped)
     assert f"{stated['latent_mse_1step']:.2e}" in card
     assert f"{stated['latent_mse_10step']:.2e}" in card
     measured = evaluation.evaluate(model, env, _held_out(env))
-    for key in ("latent_mse_1step", "latent_mse_10step", "projection_error",
-                "position_error_10step", "decoder_mse"):
+    for key in (
+        "latent_mse_1step",
+        "latent_mse_10step",
+        "projection_error",
+        "position_error_10step",
+        "decoder_mse",
+    ):
         assert measured[key] <= 2 * stated[key] + 1e-6, key
 
 
@@ -235,11 +240,35 @@ def test_torchscript_models_load_behind_the_contract(tmp_path):
 
 
 def _tiny_run(out) -> list[str]:
-    return ["wall", "--out", str(out), "--episodes", "6", "--episode-length", "12",
-            "--eval-episodes", "4", "--representation-steps", "2", "--dynamics-steps", "2",
-            "--batch-size", "4", "--rollout-batch-size", "4", "--rollout-steps", "4",
-            "--planning-tasks", "0", "--planner-rounds", "1", "--planner-tasks", "2",
-            "--round-steps", "2"]
+    return [
+        "wall",
+        "--out",
+        str(out),
+        "--episodes",
+        "6",
+        "--episode-length",
+        "12",
+        "--eval-episodes",
+        "4",
+        "--representation-steps",
+        "2",
+        "--dynamics-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--rollout-batch-size",
+        "4",
+        "--rollout-steps",
+        "4",
+        "--planning-tasks",
+        "0",
+        "--planner-rounds",
+        "1",
+        "--planner-tasks",
+        "2",
+        "--round-steps",
+        "2",
+    ]
 
 
 def _tiny_cost_to_go(monkeypatch):
@@ -286,8 +315,12 @@ def test_trainer_resumes_after_an_interrupt(tmp_path, monkeypatch):
 def test_planning_check_reports_every_planner():
     model = ReferenceWorldModel(env_name="wall")
     result = evaluation.planning_check(model, WallEnv(), horizon=4, tasks=1, planners=("grasp",))
-    assert set(result) == {"planning_horizon", "planning_tasks", "planning_success_grasp",
-                           "planning_seconds_grasp"}
+    assert set(result) == {
+        "planning_horizon",
+        "planning_tasks",
+        "planning_success_grasp",
+        "planning_seconds_grasp",
+    }
     assert 0 <= result["planning_success_grasp"] <= 1
 
 

@@ -136,6 +136,7 @@ def test_every_python_dependency_in_package_xml_is_imported(package: ET.Element)
     python_keys = {d for d in exec_dependencies(package) if d.startswith("python3-")}
     assert python_keys - imported == set()
 
+
 def imported_packages(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = set()

@@ -250,8 +250,15 @@ _BASE = (
     ),
     # Read by the ROS nodes only; here so that one schema covers config/planner.yaml.
     _p("frame_id", str, "map", "frame of the published plan positions and markers"),
-    _p("world_scale", float, 0.0, "metres per project() unit (REP-103); 0: the model's world's "
-       "own (wall, maze 0.05; pusht 0.001; else 1)", low=0.0, high=1e6),
+    _p(
+        "world_scale",
+        float,
+        0.0,
+        "metres per project() unit (REP-103); 0: the model's world's "
+        "own (wall, maze 0.05; pusht 0.001; else 1)",
+        low=0.0,
+        high=1e6,
+    ),
     _p("plan_latents", bool, False, "put the latents in the plan message (MBs a tick)"),
     _p("cmd_vel.enabled", bool, False, "also publish a velocity command on cmd_vel"),
     _p("cmd_vel.stamped", bool, True, "TwistStamped (nav2); false: Twist", read_only=True),

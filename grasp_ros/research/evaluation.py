@@ -166,7 +166,7 @@ def expert_check(
       lies nearer the true next frame's latent than that of the same frame with the block
       left where it was.
     """
-    from grasp_ros.envs.pusht import block_outline
+    from grasp_ros.envs.pusht import pushing_steps
 
     model.eval()
     sampled = [env.sample_task(horizon, seed=seed + i) for i in range(tasks)]
@@ -202,8 +202,7 @@ def expert_check(
         for t in range(length):
             rollout = model(rollout, actions[:, t])
         one_step = model(z[:, :-1].flatten(0, 1), actions.flatten(0, 1)).reshape(z_still.shape)
-    outline = block_outline(states_.reshape(-1, 7)).reshape(n, length + 1, -1, 2)
-    moved = torch.from_numpy(np.linalg.norm(np.diff(outline, axis=1), axis=-1).max(-1) > 2.0)
+    moved = torch.from_numpy(pushing_steps(states_))
     nearer = mse(one_step, z[:, 1:]) < mse(one_step, z_still)
     return {
         "expert_tasks": float(n),

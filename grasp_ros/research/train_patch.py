@@ -34,7 +34,7 @@ import torch
 
 from grasp_ros.cli import add_options, option, parse
 from grasp_ros.envs import ENVS, PointEnv, make_env
-from grasp_ros.envs.pusht import PushExpert
+from grasp_ros.envs.pusht import PUSH_MOVE, PushExpert, pushing_steps
 from grasp_ros.models.base import to_tensor
 from grasp_ros.models.patch import PatchWorldModel
 from grasp_ros.research.conditioning import conditioning
@@ -106,8 +106,8 @@ class PatchTrainOptions:
     )
     push_weight: float = option(
         0.0,
-        "Push-T: predictor rollouts that start with a push (the block moves over "
-        "2 units) are drawn 1 + this many times as often",
+        "Push-T: predictor rollouts that start with a push (a point of the block moves over "
+        f"{PUSH_MOVE:g} units) are drawn 1 + this many times as often",
         type=float,
     )
     init: Path | None = option(
@@ -205,20 +205,17 @@ def collect_mixed(env: Any, args: PatchTrainOptions) -> dict[str, Any]:
     return concat_episodes(data, expert)
 
 
-#: A step pushes when it moves the block more than this many units (as ``expert_check`` counts).
-PUSH_MOVE = 2.0
-
-
 def rollout_weights(states: torch.Tensor, rollout_steps: int, push_weight: float) -> torch.Tensor:
     """``[E, L - rollout_steps + 1]`` weights of the predictor's rollout starts: 1, plus
-    ``push_weight`` where the first step moves the block (Push-T states ``[E, L + 1, 7]``).
+    ``push_weight`` where the first step pushes (:func:`~grasp_ros.envs.pusht.pushing_steps`
+    of Push-T states ``[E, L + 1, 7]``).
 
     Under a latent MSE a predictor unsure whether a push lands predicts the mean of moved and
     unmoved, nearer the unmoved block while pushes are the rarer case: the shipped model's
     one-step predictions move the block in 10-16% of the expert's pushes. Drawing pushes more
     often makes them the common case in the loss.
     """
-    moved = (states[:, 1:, 2:4] - states[:, :-1, 2:4]).norm(dim=-1) > PUSH_MOVE
+    moved = torch.from_numpy(pushing_steps(states.numpy()))
     starts = moved[:, : moved.shape[1] - rollout_steps + 1]
     return 1.0 + push_weight * starts.float()
 

@@ -311,14 +311,12 @@ def block_outline(states: np.ndarray) -> np.ndarray:
     return _to_world(_outline(), np.asarray(states, dtype=np.float64))
 
 
-#: A step pushes when some point of the block moves more than this many units.
+#: A step pushes when some point of the block's outline (a turn too) moves over this many units.
 PUSH_MOVE = 2.0
 
 
 def pushing_steps(states: np.ndarray) -> np.ndarray:
-    """``[E, L]`` true where step ``t`` of episodes ``[E, L + 1, 7]`` pushes the block: a
-    point of its outline moves more than :data:`PUSH_MOVE` (a turn counts as well as a shift).
-    """
+    """``[E, L]``: does step ``t`` of episodes ``[E, L + 1, 7]`` push the block (PUSH_MOVE)?"""
     states = np.asarray(states, dtype=np.float64)
     outline = block_outline(states.reshape(-1, 7)).reshape(*states.shape[:2], -1, 2)
     return np.linalg.norm(np.diff(outline, axis=1), axis=-1).max(-1) > PUSH_MOVE

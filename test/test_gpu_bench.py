@@ -50,7 +50,7 @@ def test_quick_cpu_run_writes_labelled_results(tmp_path: Path) -> None:
     assert run["errors"] == {}
     assert run["machine"]["cpu"] and run["versions"]["torch"] == torch.__version__
     horizons = [str(h) for h in gpu_bench.PROFILES["quick"]["horizons"]]
-    assert set(run["p2"]) == {"wall", "maze", "patch"}
+    assert set(run["p2"]) == {*gpu_bench.SHIPPED, "patch"}
     for per in run["p2"].values():
         assert set(per) == set(gpu_bench.P2_PLANNERS)
         for by_h in per.values():

@@ -156,3 +156,6 @@ def test_paper_table_cell_and_markdown():
     assert "| H=40 ours | 33% [6-79] (oracle 67% / 3.0s) |" in text
     assert "| H=40 paper | 51.0% / 18.0s | 59.0% / 8.5s |" in text
     assert "| H=40 | 20.0 ms (?) | 10.0 ms (?) |" in text
+    assert "CPU, 1 torch thread" in text
+    record |= {"device": "cuda", "machine": {"gpu": "NVIDIA H200"}}
+    assert "NVIDIA H200 (cuda)" in bench_pusht.markdown(record, opts)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from grasp_ros.cli import add_options, option, parse
-from grasp_ros.models import list_shipped_models
+from grasp_ros.models import list_shipped_models, resolve_device
 from grasp_ros.models.loader import CHECKPOINT_DIR
 from grasp_ros.research import bench
 from grasp_ros.research.bench_protocol import build_planner, encode_tasks, run_open_loop
@@ -92,6 +92,7 @@ class PaperTableOptions:
     budget_per_step: float = option(0.1, "planning seconds per horizon step", type=float)
     max_iters: int = option(1000, "iteration cap of every planner", type=int)
     checks: int = option(20, "oracle checks per budget", type=int)
+    device: str = option("cpu", "cpu, cuda, cuda:N or auto (cuda when present)")
     conditioning_horizon: int = option(50, "rollout length of the conditioning check", type=int)
     out: Path = option(Path("bench/results"), "output folder", type=Path)
     name: str = option("", "output stem (default: paper-ENV-YYYYmmdd-HHMMSS)")
@@ -122,13 +123,14 @@ def run_model(spec: str, opts: PaperTableOptions) -> dict[str, Any]:
     model: every planner on the same tasks and budgets. The per-iteration time is each run's
     own (planner-clock seconds over iterations), not a separate timing pass, which at
     patch-token scale would cost more CPU time than the runs."""
-    model, env = bench.load_model(opts.env, spec, torch.device("cpu"))
+    device = resolve_device(opts.device)
+    model, env = bench.load_model(opts.env, spec, device)
     cells: dict[int, dict[str, Any]] = {}
     iteration: dict[str, dict[str, float]] = {p: {} for p in opts.planners}
     outcomes: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for h in opts.horizons:
         tasks = [env.sample_task(h, seed=s) for s in range(opts.tasks)]
-        starts, goals = encode_tasks(model, tasks, torch.device("cpu"))
+        starts, goals = encode_tasks(model, tasks, device)
         budget = opts.budget_per_step * h
         cells[h], outcomes[str(h)] = {}, {}
         for p in opts.planners:
@@ -166,15 +168,22 @@ def _conditioning(spec: str, model: nn.Module, env: Any, horizon: int) -> dict[s
     return conditioning(model, env, horizon=horizon)
 
 
-def run(opts: PaperTableOptions) -> dict[str, Any]:
-    """:func:`run_model` for each model; the record to write."""
+def run(opts: PaperTableOptions, done: Any = None) -> dict[str, Any]:
+    """:func:`run_model` for each model; the record to write, handed to ``done`` after each
+    model so that a run cut short keeps the models it finished."""
     torch.set_num_threads(1)
-    return {
+    record: dict[str, Any] = {
         "options": {k: str(v) for k, v in vars(opts).items()},
         "machine": bench.machine_info(),
         "versions": bench.versions(),
-        "models": {spec: run_model(spec, opts) for spec in opts.model or [opts.env]},
+        "device": str(resolve_device(opts.device)),
+        "models": {},
     }
+    for spec in opts.model or [opts.env]:
+        record["models"][spec] = run_model(spec, opts)
+        if done is not None:
+            done(record)
+    return record
 
 
 def _ours(c: dict[str, Any]) -> str:
@@ -212,6 +221,14 @@ def _protocol_note(record: dict[str, Any]) -> str:
     return ""
 
 
+def _device_text(record: dict[str, Any]) -> str:
+    """Where the run planned: the GPU's name, or the CPU with one torch thread."""
+    device = record.get("device", "cpu")
+    if device.startswith("cuda"):
+        return f"{record['machine'].get('gpu') or device} ({device})"
+    return "CPU, 1 torch thread"
+
+
 def markdown(record: dict[str, Any], opts: PaperTableOptions) -> str:
     """The side-by-side tables of :func:`run`'s record."""
     planners = [p for p in PLANNERS if p in opts.planners]
@@ -222,7 +239,7 @@ def markdown(record: dict[str, Any], opts: PaperTableOptions) -> str:
         "",
         f"grasp-ros-bench open loop, {opts.tasks} tasks per horizon (`env.sample_task(H, seed)`, "
         f"seeds 0-{opts.tasks - 1}), budget {opts.budget_per_step:g} s per horizon step, at most "
-        f"{opts.max_iters} iterations, CPU, 1 torch thread. Cells: final-plan success "
+        f"{opts.max_iters} iterations, {_device_text(record)}. Cells: final-plan success "
         "[95% Wilson interval] (the oracle's success / median oracle time to success: the first "
         f"of {opts.checks} checks of the plan so far that reaches the goal in the true world). "
         "Paper: Psenka et al. (2026), Push-T, DINO-WM, success / median time to success."
@@ -286,11 +303,14 @@ def main(argv: list[str] | None = None) -> int:
         opts.render.with_suffix(".md").write_text(markdown(record, opts), encoding="utf-8")
         return 0
     name = opts.name or f"paper-{opts.env}-{time.strftime('%Y%m%d-%H%M%S')}"
-    record = run(opts)
     opts.out.mkdir(parents=True, exist_ok=True)
-    (opts.out / f"{name}.json").write_text(json.dumps(record, indent=1, default=str))
-    (opts.out / f"{name}.md").write_text(markdown(record, opts), encoding="utf-8")
-    print(f"wrote {opts.out / name}.md and .json")
+
+    def write(record: dict[str, Any]) -> None:
+        (opts.out / f"{name}.json").write_text(json.dumps(record, indent=1, default=str))
+        (opts.out / f"{name}.md").write_text(markdown(record, opts), encoding="utf-8")
+        print(f"wrote {opts.out / name}.md and .json ({len(record['models'])} models)")
+
+    run(opts, done=write)
     return 0
 
 

@@ -53,7 +53,7 @@ from grasp_ros.research.patch_model import PatchTokenModel
 P2_PLANNERS = ("grasp", "grasp-nosync", "gd", "cem")
 #: Timed with the model's forward compiled, at the replanning horizon only (compiling is slow).
 COMPILED_PLANNERS = ("grasp", "grasp-nosync")
-SHIPPED = ("wall", "maze")
+SHIPPED = ("wall", "maze", "pusht")
 PROFILES: dict[str, dict[str, Any]] = {
     "gpu": {
         "horizons": [20, 50, 80],

@@ -49,7 +49,9 @@ class CompiledForward(nn.Module):
             self._compiled = torch.compile(model.forward, backend=backend)
 
     def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        out = self._compiled(latents, actions)
+        # Contiguous inputs: the planners pass expanded (stride-0) and sliced views as well, and
+        # each new stride pattern is a recompile (the GPU run hit torch's limit of 8 that way).
+        out = self._compiled(latents.contiguous(), actions.contiguous())
         return out.clone() if self.mode == "reduce-overhead" else out
 
     def __getattr__(self, name: str) -> Any:

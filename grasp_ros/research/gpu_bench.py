@@ -54,6 +54,9 @@ P2_PLANNERS = ("grasp", "grasp-nosync", "gd", "cem")
 #: Timed with the model's forward compiled, at the replanning horizon only (compiling is slow).
 COMPILED_PLANNERS = ("grasp", "grasp-nosync")
 SHIPPED = ("wall", "maze", "pusht")
+SECTIONS = ("p2", "p4", "p5", "compile")
+#: torch.set_float32_matmul_precision: 'high' lets float32 matrix products use TF32 tensor cores.
+MATMUL_PRECISIONS = ("highest", "high", "medium")
 PROFILES: dict[str, dict[str, Any]] = {
     "gpu": {
         "horizons": [20, 50, 80],
@@ -103,10 +106,11 @@ def _ends(model: nn.Module, device: torch.device) -> tuple[torch.Tensor, torch.T
     return z[0], z[1]
 
 
-def models(cfg: dict[str, Any], device: torch.device) -> dict[str, nn.Module]:
-    """The shipped models and the patch-token model, frozen, on ``device``."""
-    out = {name: load_world_model(name, device=device) for name in SHIPPED}
-    out["patch"] = PatchTokenModel(**cfg["patch"]).to(device)
+def models(cfg: dict[str, Any], names: list[str], device: torch.device) -> dict[str, nn.Module]:
+    """The named shipped models and the patch-token model ('patch'), frozen, on ``device``."""
+    out = {name: load_world_model(name, device=device) for name in names if name != "patch"}
+    if "patch" in names:
+        out["patch"] = PatchTokenModel(**cfg["patch"]).to(device)
     return {k: m.eval().requires_grad_(False) for k, m in out.items()}
 
 
@@ -119,6 +123,7 @@ def run(args: GpuBenchOptions) -> dict[str, Any]:
         cfg["compile_modes"] = args.compile_modes
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.set_float32_matmul_precision(args.matmul_precision)
     device = resolve_device(args.device)
     t_start = time.perf_counter()
     record: dict[str, Any] = {
@@ -132,7 +137,7 @@ def run(args: GpuBenchOptions) -> dict[str, Any]:
         "config": {**dataclasses.asdict(args), "out": str(args.out), **cfg},
         "errors": {},
     }
-    nets = models(cfg, device)
+    nets = models(cfg, args.models, device)
     ends = {name: _ends(m, device) for name, m in nets.items()}
     record["models"] = {
         k: {"class": type(m).__name__, "latent_shape": list(m.latent_shape)}
@@ -140,7 +145,8 @@ def run(args: GpuBenchOptions) -> dict[str, Any]:
     }
     pop, hs, reps = cfg["population"], cfg["horizons"], cfg["repeats"]
     record["planner_configs"] = {
-        p: dataclasses.asdict(M.build(p, nets["wall"], hs[0], pop, 1).config) for p in P2_PLANNERS
+        p: dataclasses.asdict(M.build(p, next(iter(nets.values())), hs[0], pop, 1).config)
+        for p in P2_PLANNERS
     }
     windows, h5 = cfg["windows"], cfg["replan_horizon"]
 
@@ -161,18 +167,23 @@ def run(args: GpuBenchOptions) -> dict[str, Any]:
         return {
             m: {str(h): M.launch_floor(nets[m], h, ends[m], pop, replays, device) for h in hs}
             for m in ("wall", "patch")
+            if m in nets
         }
 
     def p5() -> dict[str, Any]:
         return {
-            "replans": M.replans(nets["patch"], h5, ends["patch"], pop, cfg["replans"], device),
-            "closed_loop": [M.closed_loop(env, cfg, device) for env in SHIPPED],
+            "replans": M.replans(nets["patch"], h5, ends["patch"], pop, cfg["replans"], device)
+            if "patch" in nets
+            else None,
+            "closed_loop": [M.closed_loop(env, cfg, device) for env in SHIPPED if env in nets],
         }
 
     def compiled() -> dict[str, Any]:
         out: dict[str, Any] = {}
+        record["compile"] = out
         section_start = time.perf_counter()
-        for mode, m in ((mode, m) for m in ("wall", "patch") for mode in cfg["compile_modes"]):
+        pairs = [(mode, m) for m in ("wall", "patch") if m in nets for mode in cfg["compile_modes"]]
+        for mode, m in pairs:
             t0 = time.perf_counter()
             if t0 - section_start > cfg["compile_budget_s"]:
                 out[f"{mode}/{m}"] = {"error": "not run: the section's time budget was spent"}
@@ -187,9 +198,11 @@ def run(args: GpuBenchOptions) -> dict[str, Any]:
                 }
             except Exception as exc:
                 out[f"{mode}/{m}"] = {"error": f"{type(exc).__name__}: {exc}"}
+            gpu_bench_report.write(record, args.out)  # compiling is slow: keep each mode
         return out
 
-    for key, section in (("p2", p2), ("p4", p4), ("p5", p5), ("compile", compiled)):
+    chosen = {"p2": p2, "p4": p4, "p5": p5, "compile": compiled}
+    for key, section in ((k, chosen[k]) for k in SECTIONS if k in args.sections):
         print(f"gpu_bench: {key} ...", file=sys.stderr, flush=True)
         try:
             record[key] = section()
@@ -221,6 +234,22 @@ class GpuBenchOptions:
         type=csv_type(str, list(COMPILE_MODES)),
     )
     threads: int = option(1, "torch CPU threads, 0 keeps torch's default (default: 1)", type=int)
+    sections: list[str] = option(
+        list(SECTIONS),
+        "comma-separated sections to run (default: all: p2,p4,p5,compile)",
+        type=csv_type(str, list(SECTIONS)),
+    )
+    models: list[str] = option(
+        [*SHIPPED, "patch"],
+        "comma-separated models: shipped names and 'patch' (default: all); P4, P5 and compile "
+        "use those of wall and patch that are chosen",
+        type=csv_type(str, [*SHIPPED, "patch"]),
+    )
+    matmul_precision: str = option(
+        "highest",
+        "torch float32 matmul precision; 'high' allows TF32 tensor cores (default: highest)",
+        choices=list(MATMUL_PRECISIONS),
+    )
     out: Path = option(Path("bench/results"), "output folder (default: bench/results)", type=Path)
     name: str | None = option(None, "stem of the output files (default: gpu-PROFILE-DEVICE-TIME)")
 

@@ -66,8 +66,8 @@ def markdown(run: dict[str, Any]) -> str:
         f"{run['created']} · device `{run['device']}` ({where}) · torch "
         f"{run['versions']['torch']} (CUDA {dev.get('cuda', '—')}) · grasp_ros "
         f"{run['versions']['grasp_ros']} @ {run['versions']['git_commit']} · profile "
-        f"`{cfg['profile']}` · took {run.get('wall_time_s', 0) / 60:.1f} min · TF32 matmul "
-        f"{dev['cuda_matmul_allow_tf32']}",
+        f"`{cfg['profile']}` · took {run.get('wall_time_s', 0) / 60:.1f} min · float32 matmul "
+        f"precision `{dev['float32_matmul_precision']}` (TF32 {dev['cuda_matmul_allow_tf32']})",
         "",
         f"Models: {', '.join(k + ' ' + str(v['latent_shape']) for k, v in run['models'].items())} "
         f"(patch: random weights, {cfg['patch']['depth']} transformer blocks); GRASP population "
@@ -112,17 +112,18 @@ def markdown(run: dict[str, Any]) -> str:
         header = ["model", "H", "GRASP iteration", "eager fwd+bwd", "graph fwd+bwd", "ratio"]
         out += [*_table(header, rows), ""]
     if run.get("p5"):
-        r = run["p5"]["replans"]
-        mem = [r["cold_peak_memory_gb"], r["warm_peak_memory_gb"]]
-        gb = "not measured on CPU" if mem[0] is None else f"{mem[0]:.2f} / {mem[1]:.2f} GB"
+        out += [f"## P5: patch model at H={cfg['replan_horizon']}, and the closed loop", ""]
+        if r := run["p5"]["replans"]:
+            mem = [r["cold_peak_memory_gb"], r["warm_peak_memory_gb"]]
+            gb = "not measured on CPU" if mem[0] is None else f"{mem[0]:.2f} / {mem[1]:.2f} GB"
+            out += [
+                f"Peak memory cold / warm: {gb} (target <= {TARGET_MEMORY_GB:g} GB). Replans per "
+                f"second: warm ({r['warm_iterations']} iterations from the shifted plan) "
+                f"{r['warm_replans_per_s']:.3g}, cold ({r['cold_iterations']} iterations from "
+                f"sampled starts) {r['cold_replans_per_s']:.3g} (target >= {TARGET_REPLANS:g}).",
+                "",
+            ]
         out += [
-            f"## P5: patch model at H={cfg['replan_horizon']}, and the closed loop",
-            "",
-            f"Peak memory cold / warm: {gb} (target <= {TARGET_MEMORY_GB:g} GB). Replans per "
-            f"second: warm ({r['warm_iterations']} iterations from the shifted plan) "
-            f"{r['warm_replans_per_s']:.3g}, cold ({r['cold_iterations']} iterations from "
-            f"sampled starts) {r['cold_replans_per_s']:.3g} (target >= {TARGET_REPLANS:g}).",
-            "",
             f"Closed loop through PlannerRuntime, GRASP, H={cfg['loop_horizon']}, "
             "deadline budget; inside: ticks whose whole tick took at most one period:",
             "",

@@ -54,6 +54,7 @@ def test_declarations_carry_ranges_choices_and_read_only():
         "device",
         "cpu_threads",
         "compile",
+        "matmul_precision",
         "cmd_vel.stamped",
     }
     stop = decls["stop_action"]

@@ -226,6 +226,19 @@ def test_from_params_rejects_unknown_keys_and_builds_from_a_factory() -> None:
     assert rt.planner.horizon == 7 and rt.planner.config.goal_weight == 2.0
 
 
+def test_matmul_precision_is_set_at_start_and_read_only() -> None:
+    factory = "grasp_ros.models.analytic:PointWallModel"
+    try:
+        rt = PlannerRuntime.from_params({"model": factory, "matmul_precision": "high"})
+        assert torch.get_float32_matmul_precision() == "high"
+        ok, reason = rt.set_params({"matmul_precision": "highest"})
+        assert not ok and "read-only" in reason
+        with pytest.raises(ValueError, match="matmul_precision"):
+            PlannerRuntime.from_params({"model": factory, "matmul_precision": "tf32"})
+    finally:
+        torch.set_float32_matmul_precision("highest")
+
+
 def test_output_fields_build_valid_messages(world) -> None:
     from grasp_ros.control.outputs import action_fields, status_fields, trajectory_fields
     from grasp_ros.io import messages

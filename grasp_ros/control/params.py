@@ -98,6 +98,9 @@ _KINDS = {
 _CTG, _LIVE = "objective 'cost_to_go': ", {"low": 0.0, "high": 1e6, "rebuilds_planner": True}
 _STALL = {"low": 0, "high": 100000}
 
+#: torch.set_float32_matmul_precision's values: 'high' and 'medium' let CUDA use TF32.
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+
 
 def _p(name: str, type_: type, default: Any, description: str, **kw: Any) -> ParamSpec:
     return ParamSpec(name, type_, default, description, **kw)
@@ -136,6 +139,15 @@ _BASE = (
         "torch.compile the model's forward for planning: 'off' or a torch.compile mode "
         "('reduce-overhead' adds CUDA graphs); compiles at start-up, pays on a GPU if at all",
         choices=COMPILE_MODES,
+        read_only=True,
+    ),
+    _p(
+        "matmul_precision",
+        str,
+        "highest",
+        "torch float32 matmul precision, process-wide: 'high' lets a GPU use TF32 tensor cores "
+        "(halved GRASP's iteration at 256 x 384 latents on an H200), 'highest' is full float32",
+        choices=MATMUL_PRECISIONS,
         read_only=True,
     ),
     _p(

@@ -158,6 +158,7 @@ class PlannerRuntime:
         values.update(schema.validate(params))
         if values["cpu_threads"] > 0:
             torch.set_num_threads(values["cpu_threads"])
+        torch.set_float32_matmul_precision(values["matmul_precision"])
         runtime = cls(load_world_model(values["model"], device=values["device"]), values)
         runtime.warmup()
         return runtime
@@ -375,7 +376,7 @@ class PlannerRuntime:
     def set_params(self, changes: Mapping[str, Any]) -> tuple[bool, str]:
         """Apply parameter changes atomically: all of them, or none with the reason.
 
-        Read-only parameters (``model``, ``device``, ``cpu_threads``, ``compile``) are refused,
+        Read-only parameters (``model``, ``device``, ``compile`` and the like) are refused,
         and so is a configuration whose estimated memory exceeds ``memory_limit_mb``; a change to
         the planner, the horizon, the seed or a planner setting builds a new planner first, so
         an invalid combination (say CEM elites > samples) is refused before anything changes.

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from grasp_ros.cli import add_options, option, parse
+from grasp_ros.control.params import MATMUL_PRECISIONS
 from grasp_ros.models import env_for_model, load_world_model, resolve_device
 from grasp_ros.models.base import to_tensor
 from grasp_ros.models.compiled import COMPILE_MODES, CompiledForward
@@ -55,8 +56,6 @@ P2_PLANNERS = ("grasp", "grasp-nosync", "gd", "cem")
 COMPILED_PLANNERS = ("grasp", "grasp-nosync")
 SHIPPED = ("wall", "maze", "pusht")
 SECTIONS = ("p2", "p4", "p5", "compile")
-#: torch.set_float32_matmul_precision: 'high' lets float32 matrix products use TF32 tensor cores.
-MATMUL_PRECISIONS = ("highest", "high", "medium")
 PROFILES: dict[str, dict[str, Any]] = {
     "gpu": {
         "horizons": [20, 50, 80],

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from grasp_ros.models.compiled import COMPILE_MODES
+from grasp_ros.models.compiled import COMPILE_MODES, MATMUL_PRECISIONS
 from grasp_ros.models.loader import check_device_name
 from grasp_ros.planning import OBJECTIVES, PLANNERS
 from grasp_ros.planning.config import check_value
@@ -97,9 +97,6 @@ _KINDS = {
 #: The cost-to-go objective's settings (a change rebuilds the planner) and the stall detector's.
 _CTG, _LIVE = "objective 'cost_to_go': ", {"low": 0.0, "high": 1e6, "rebuilds_planner": True}
 _STALL = {"low": 0, "high": 100000}
-
-#: torch.set_float32_matmul_precision's values: 'high' and 'medium' let CUDA use TF32.
-MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 
 def _p(name: str, type_: type, default: Any, description: str, **kw: Any) -> ParamSpec:
@@ -278,9 +275,7 @@ _BASE = (
     _p("cmd_vel.image_axes", bool, True, "actions have y down (reference worlds): flip y, z"),
     _p("cmd_vel.linear_x", int, 0, "action index mapped to linear.x (-1: none)", low=-1, high=64),
     _p("cmd_vel.linear_y", int, 1, "action index mapped to linear.y (-1: none)", low=-1, high=64),
-    _p(
-        "cmd_vel.angular_z", int, -1, "action index mapped to angular.z (-1: none)", low=-1, high=64
-    ),
+    _p("cmd_vel.angular_z", int, -1, "action index for angular.z (-1: none)", low=-1, high=64),
     _p("cmd_vel.scale", float, 1.0, "factor from action units to m/s or rad/s", low=-1e3, high=1e3),
 )
 
@@ -318,8 +313,7 @@ def defaults() -> dict[str, Any]:
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested dicts (as YAML writes them) to dotted names: {'grasp': {'x': 1}} -> 'grasp.x'.
 
-    An empty mapping stays a value (``horizon: {}``), so validation refuses it instead of
-    its name vanishing.
+    An empty mapping stays a value (``horizon: {}``), which validation then refuses.
     """
     flat: dict[str, Any] = {}
     for key, value in params.items():
@@ -339,8 +333,7 @@ def validate(params: Mapping[str, Any]) -> dict[str, Any]:
             f"({type(params).__name__})"
         )
     flat = flatten(params)
-    unknown = sorted(set(flat) - set(SCHEMA))
-    if unknown:
+    if unknown := sorted(set(flat) - set(SCHEMA)):
         raise ParamsError(
             f"unknown parameter(s) {unknown}; see config/planner.yaml for the valid names"
         )

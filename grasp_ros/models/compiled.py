@@ -25,6 +25,9 @@ from torch import nn
 
 #: The ``compile`` parameter's values: 'off', or a ``torch.compile`` mode.
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+#: The ``matmul_precision`` parameter's values (``torch.set_float32_matmul_precision``): 'high'
+#: and 'medium' let a GPU run float32 matrix products on TF32 tensor cores.
+MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 
 class CompiledForward(nn.Module):

@@ -42,10 +42,9 @@ import torch
 from torch import nn
 
 from grasp_ros.cli import add_options, option, parse
-from grasp_ros.control.params import MATMUL_PRECISIONS
 from grasp_ros.models import env_for_model, load_world_model, resolve_device
 from grasp_ros.models.base import to_tensor
-from grasp_ros.models.compiled import COMPILE_MODES, CompiledForward
+from grasp_ros.models.compiled import COMPILE_MODES, MATMUL_PRECISIONS, CompiledForward
 from grasp_ros.research import gpu_bench_report
 from grasp_ros.research import gpu_measure as M
 from grasp_ros.research.bench_setup import csv_type, machine_info, versions

@@ -281,14 +281,19 @@ def test_the_closed_loop_benchmark_writes_its_table(tmp_path) -> None:
 
     argv = ["--env", "wall", "--horizons", "20", "--tasks", "1", "--variants", "grasp-paper"]
     argv += ["--budget", "iterations", "--max-steps", "3", "--out", str(tmp_path)]
+    argv += ["--set", "cold_start_iterations=7", "--set", "iterations=3"]
     assert closed_loop.main([*argv, "--name", "t"]) == 0
     run = json.loads((tmp_path / "t.json").read_text())
     cell = run["results"]["wall"]["20"]["grasp-paper"]
     assert cell["summary"]["tasks"] == 1 and 1 <= len(cell["tasks"][0]["solve_times"]) <= 3
+    assert cell["tasks"][0]["iterations"][:2] == [7, 3][: len(cell["tasks"][0]["iterations"])]
     assert run["variants"]["grasp-paper"]["objective"] == "latent_mse"
     table = (tmp_path / "t.md").read_text()
     assert "| wall | 20 | grasp-paper |" in table and "at most 3 steps per episode" in table
     assert f"wall `{run['models']['wall']['spec']}` (sha256 " in table
+    assert "except the variant's, cold_start_iterations=7, iterations=3;" in table
+    with pytest.raises(SystemExit):  # a name the schema does not know, before anything runs
+        closed_loop.parse_args(["--set", "iteration=3", "--name", "t"])
 
 
 def test_the_closed_loop_targets_are_checked_on_the_run() -> None:

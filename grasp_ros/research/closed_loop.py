@@ -37,9 +37,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from grasp_ros.control import PlannerRuntime
 from grasp_ros.control.episode import EpisodeHooks, Tick, run_episode
+from grasp_ros.control.params import validate
 from grasp_ros.envs import ENVS, Task, World
 from grasp_ros.research.bench_protocol import BENCH_PLANNERS, planner_spec
 from grasp_ros.research.bench_setup import (
@@ -154,7 +156,7 @@ def markdown(run: dict[str, Any]) -> str:
         f"{run['versions']['git_commit']}; {run['wall_time_s'] / 60:.0f} min.",
         "",
         f"PlannerRuntime at {cfg['control_rate']:g} Hz, '{cfg['budget']}' budget, default "
-        f"parameters except the variant's; plan horizon "
+        f"parameters except the variant's{_settings(cfg)}; plan horizon "
         f"{cfg['plan_horizon'] or 'default (30)'}; tasks `sample_task(H, seed)` for seeds "
         f"{cfg['seed']}..{cfg['seed'] + cfg['tasks'] - 1} (H: task length, the steps the "
         f"world's expert or shortest path needs, up to H); at most {limit}. "
@@ -280,6 +282,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="episode limit in steps, the same for every task (Push-T's benchmarks: 50); "
         "overrides --ticks-per-step",
     )
+    p.add_argument(
+        "--set",
+        type=runtime_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a runtime parameter for every variant (config/planner.yaml's names, VALUE in YAML, "
+        "e.g. --set iterations=100); repeatable",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="the runtime's device parameter")
     p.add_argument(
@@ -296,6 +307,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if set(dict(args.model)) - set(args.env):
         p.error(f"--model for {sorted(set(dict(args.model)) - set(args.env))}, not in --env")
     return args
+
+
+def runtime_setting(text: str) -> tuple[str, Any]:
+    """argparse type of ``--set KEY=VALUE``: a runtime parameter, checked against the schema."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. iterations=100")
+    try:
+        (item,) = validate({key.strip(): yaml.safe_load(value)}).items()
+    except (ValueError, yaml.YAMLError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return item
+
+
+def _settings(cfg: dict[str, Any]) -> str:
+    return "".join(f", {k}={v}" for k, v in cfg.get("set", []))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -318,7 +345,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for name in args.variants:
                 done = []
                 for task in tasks:
-                    params = {**base, **variant_params(name), "seed": int(task.seed)}
+                    params = {**base, **variant_params(name), **dict(args.set)}
+                    params["seed"] = int(task.seed)
                     done.append(
                         run_task(model, env, task, params, args.ticks_per_step, args.max_steps)
                     )

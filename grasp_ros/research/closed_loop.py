@@ -90,6 +90,11 @@ class _Ticks(EpisodeHooks):
         self.iterations.append(tick.command.iterations)
 
 
+def episode_limit(task: Task, ticks_per_step: float = 2.0, max_steps: int | None = None) -> int:
+    """The protocol's episode length: ``max_steps``, else ``ticks_per_step`` x the optimal steps."""
+    return max_steps or max(1, math.ceil(ticks_per_step * task.optimal_steps))
+
+
 def run_task(
     model: torch.nn.Module,
     env: World,
@@ -101,7 +106,7 @@ def run_task(
     """One closed-loop episode with ``params`` over the defaults; its outcome, JSON-ready."""
     runtime = PlannerRuntime(model, params)
     hooks = _Ticks()
-    limit = max_steps or max(1, math.ceil(ticks_per_step * task.optimal_steps))
+    limit = episode_limit(task, ticks_per_step, max_steps)
     out = run_episode(env, task, runtime, period=runtime.period, max_ticks=limit, hooks=hooks)
     return {
         "seed": task.seed,

@@ -125,7 +125,8 @@ def markdown(run: dict[str, Any]) -> str:
             ]
         out += [
             f"Closed loop through PlannerRuntime, GRASP, H={cfg['loop_horizon']}, "
-            "deadline budget; inside: ticks whose whole tick took at most one period:",
+            "deadline budget, episodes of at most twice the task's optimal steps; inside: ticks "
+            "whose whole tick took at most one period:",
             "",
         ]
         rows = [

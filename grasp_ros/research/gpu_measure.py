@@ -23,6 +23,7 @@ from grasp_ros.control.params import SCHEMA
 from grasp_ros.models import env_for_model, load_world_model
 from grasp_ros.planning import make_planner
 from grasp_ros.research.bench_protocol import planner_spec
+from grasp_ros.research.closed_loop import episode_limit
 
 
 def _sync(device: torch.device) -> None:
@@ -169,7 +170,8 @@ class _TickLog(EpisodeHooks):
 
 
 def closed_loop(env_name: str, cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """GRASP through :class:`PlannerRuntime` at the control rate on the shipped model (P5).
+    """GRASP through :class:`PlannerRuntime` at the control rate on the shipped model (P5),
+    with the closed-loop benchmark's episode limit (twice the task's optimal steps).
 
     The runtime plans every tick under its deadline budget (wall clock), on a simulated clock
     for the world, exactly as the benchmark's closed loop; a tick is inside the period when the
@@ -189,7 +191,7 @@ def closed_loop(env_name: str, cfg: dict[str, Any], device: torch.device) -> dic
             task,
             runtime,
             period=runtime.period,
-            max_ticks=task.horizon,
+            max_ticks=episode_limit(task),
             hooks=log,
             start_time=clock,
         )

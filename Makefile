@@ -48,6 +48,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: lint $(ROS_BUILT)
 	$(ROS_ENV) $(BIN)/python -m pytest -q test

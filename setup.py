@@ -40,7 +40,8 @@ setup(
         # pymunk: the Push-T world's physics (grasp_ros.envs.pusht); 6.6-7.x share the API used.
         "pymunk>=6.6,<8",
     ],
-    extras_require={"test": ["pytest>=7", "ruff>=0.4"]},
+    # ruff pinned: `make lint` checks formatting too, and a new ruff may format differently.
+    extras_require={"test": ["pytest>=7", "ruff==0.17.6"]},
     entry_points={
         "console_scripts": [
             "grasp-ros-demo = grasp_ros.tools.demo:main",

@@ -82,3 +82,18 @@ def test_without_a_gpu_the_gpu_measurement_is_refused(argv: list, message: str, 
     with pytest.raises(SystemExit):
         gpu_bench.main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_a_part_can_be_re_measured(tmp_path: Path) -> None:
+    argv = ["--profile", "quick", "--device", "cpu", "--out", str(tmp_path), "--name", "part"]
+    argv += ["--sections", "p2,p5", "--models", "wall", "--matmul-precision", "high"]
+    try:
+        assert gpu_bench.main(argv) == 0
+    finally:
+        torch.set_float32_matmul_precision("highest")
+    run = json.loads((tmp_path / "part.json").read_text())
+    assert set(run["p2"]) == {"wall"} and "p4" not in run and "compile" not in run
+    assert run["p5"]["replans"] is None  # no patch model chosen
+    assert [loop["env"] for loop in run["p5"]["closed_loop"]] == ["wall"]
+    assert run["device_info"]["float32_matmul_precision"] == "high"
+    assert "precision `high`" in (tmp_path / "part.md").read_text()

@@ -79,6 +79,15 @@ def test_a_new_goal_drops_the_warm_start(world) -> None:
     assert not rt.tick(0.1).plan.warm_started
 
 
+def test_the_same_goal_again_keeps_the_warm_start(world) -> None:
+    model, rt = world
+    rt.on_image(image(model, (-0.4, 0.1)), 0.0)
+    assert rt.on_goal(image(model, (0.4, -0.1)), 0.0)
+    rt.tick(0.0)
+    assert not rt.on_goal(image(model, (0.4, -0.1)), 0.05)  # a republished goal topic
+    assert rt.tick(0.1).plan.warm_started
+
+
 @pytest.mark.parametrize("mode", ["raise", "nan"])
 def test_planner_failure_stops_then_recovers(world, mode: str) -> None:
     model, rt = world

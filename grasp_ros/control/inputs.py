@@ -53,3 +53,13 @@ def check_goal(goal: Any, latent_shape: tuple[int, ...]) -> np.ndarray | torch.T
     if not torch.isfinite(latent).all():
         raise ValueError("goal must be finite: the latent contains NaN or inf")
     return latent
+
+
+def same_goal(goal: np.ndarray | torch.Tensor, current: np.ndarray | torch.Tensor | None) -> bool:
+    """Whether ``goal`` (checked by :func:`check_goal`) is the ``current`` one again: a goal
+    topic republished unchanged, which must not drop the warm start."""
+    if isinstance(goal, np.ndarray) and isinstance(current, np.ndarray):
+        return np.array_equal(goal, current)
+    if isinstance(goal, torch.Tensor) and isinstance(current, torch.Tensor):
+        return goal.shape == current.shape and torch.equal(goal, current.to(goal.device))
+    return False

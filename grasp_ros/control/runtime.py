@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from grasp_ros.control import params as schema
-from grasp_ros.control.inputs import check_goal, check_image, check_time
+from grasp_ros.control.inputs import check_goal, check_image, check_time, same_goal
 from grasp_ros.control.memory import check_memory, saved_bytes_per_sample
 from grasp_ros.control.stall import StallDetector
 from grasp_ros.models.base import to_tensor
@@ -207,17 +207,20 @@ class PlannerRuntime:
             self._warm = None
         self._image, self._image_stamp, self._image_fresh = image, float(stamp), True
 
-    def on_goal(self, goal: np.ndarray | torch.Tensor, stamp: float = 0.0) -> None:
+    def on_goal(self, goal: np.ndarray | torch.Tensor, stamp: float = 0.0) -> bool:
         """Set the goal: an RGB ``uint8 [H, W, 3]`` image, or a latent ``[*latent_shape]``.
 
-        A new goal drops the warm start (the old plan aims elsewhere). Encoding happens once,
-        on the next tick. Anything else raises ValueError and changes nothing.
+        A new goal drops the warm start (the old plan aims elsewhere); the current goal again (a
+        republished topic) changes nothing and returns False. Encoding happens once, on the
+        next tick. Anything else raises ValueError and changes nothing.
         """
         check_time("stamp", stamp)
-        self._goal = check_goal(goal, tuple(self.model.latent_shape))
-        self._goal_latent = None
-        self._warm = None
+        goal = check_goal(goal, tuple(self.model.latent_shape))
+        if same_goal(goal, self._goal):
+            return False
+        self._goal, self._goal_latent, self._warm = goal, None, None
         self._stall.reset()
+        return True
 
     def reset(self) -> None:
         """Drop the warm start and the statistics (the ROS node's ``~/reset`` service)."""
@@ -362,10 +365,8 @@ class PlannerRuntime:
 
     def _stop_action(self) -> np.ndarray:
         a = torch.tensor(self.params["stop_action"] or [0.0] * self.model.action_dim)
-        low, high = (
-            getattr(self.model, "action_low", None),
-            getattr(self.model, "action_high", None),
-        )
+        low = getattr(self.model, "action_low", None)
+        high = getattr(self.model, "action_high", None)
         if low is not None or high is not None:
             a = a.clamp(
                 min=None if low is None else low.cpu(), max=None if high is None else high.cpu()

@@ -155,14 +155,12 @@ class PlannerNode(LifecycleNode):
             self._inbox["goal_image"] = (rgb, self.now())
 
     def _feed(self, inbox: dict[str, tuple[np.ndarray, float]]) -> None:
-        """Hand the newest images to the runtime; a goal equal to the current one is skipped,
-        since a new goal drops the warm start (a republished goal would restart every plan)."""
+        """Hand the newest images to the runtime (which ignores a republished, unchanged goal)."""
         for topic, (rgb, stamp) in inbox.items():
             try:
                 if topic == "goal_image":
-                    if self._goal is not None and np.array_equal(self._goal[0], rgb):
+                    if not self.runtime.on_goal(rgb, stamp):
                         continue
-                    self.runtime.on_goal(rgb, stamp)
                     self._goal, self.halted = (rgb, stamp), None
                     self.get_logger().info("new goal image", throttle_duration_sec=5.0)
                 else:

@@ -306,8 +306,8 @@ def train_dynamics(
     for step in bar:
         g = torch.Generator().manual_seed(args.seed * 1_000_003 + 500_009 + salt + step)
         if weights.dim() == 2:
-            flat = weights.flatten()
-            pick = torch.multinomial(flat, args.rollout_batch_size, replacement=True, generator=g)
+            n = args.rollout_batch_size
+            pick = torch.multinomial(weights.flatten(), n, replacement=True, generator=g)
             e, t0 = pick // weights.shape[1], pick % weights.shape[1]
         else:
             e = torch.multinomial(weights, args.rollout_batch_size, replacement=True, generator=g)

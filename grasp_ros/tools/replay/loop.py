@@ -75,7 +75,6 @@ class Replay:
         self.tick_hook = tick_hook
         self.frame_id = runtime.params["frame_id"]
         self.log = ReplayLog()
-        self.goal: np.ndarray | None = None
         self.ticks = 0
 
     def run(self, messages: Iterator[RawMessage], progress: tqdm) -> None:
@@ -118,10 +117,8 @@ class Replay:
             if m.topic == self.image_topic:
                 self.log.latencies.append(m.stamp_ns / _NS - stamp)
                 self.rt.on_image(rgb, stamp / self.scale)
-            elif self.goal is None or not np.array_equal(self.goal, rgb):
-                # Like the node: a republished, unchanged goal must not drop the warm start.
+            else:  # the runtime ignores a republished, unchanged goal, as the node's does
                 self.rt.on_goal(rgb, stamp / self.scale)
-                self.goal = rgb
         elif m.topic.lstrip("/") == sim_topics.TASK_TOPIC:
             try:
                 self.log.truth.on_task(msg.data)
